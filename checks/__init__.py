@@ -1,0 +1,1 @@
+"""Ordak backup-and-restore verification: the library the pytest suite stands on."""

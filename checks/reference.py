@@ -1,0 +1,204 @@
+"""The embedded reference Ordak: a Supabase-shaped cluster, Ordak's migrations, seed data.
+
+Building takes seconds; so the result is kept as a template database, keyed by a hash of
+everything that shapes it, and every run gets a fresh clone (tens of milliseconds).
+
+    python -m checks.reference [--scale N]   # start it and print a URL for psql
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+from filelock import FileLock, Timeout
+
+from checks.embedded import EmbeddedServer, data_root
+from checks.errors import SetupError
+from checks.migrations import migration_files
+
+REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+MIGRATIONS_DIR = REFERENCE_DIR / "supabase" / "migrations"
+DEFAULT_SCALE = 300  # orders per store
+
+
+def _reference_files() -> list[Path]:
+    return [REFERENCE_DIR / "bootstrap" / "roles.sql", REFERENCE_DIR / "bootstrap" / "supabase.sql",
+            *(m.path for m in migration_files(MIGRATIONS_DIR)),
+            REFERENCE_DIR / "seed.sql", REFERENCE_DIR / "shift_time.sql", Path(__file__)]
+
+
+def fingerprint(scale: int) -> str:
+    """Changes whenever a file that shapes the reference changes, or the scale does."""
+    digest = hashlib.sha256(f"scale={scale}".encode())
+    for path in _reference_files():
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    seeded_at: datetime  # the "now" of the seed data
+
+
+class ReferenceCluster:
+    """An embedded server holding reference templates and the clones made from them.
+
+    One process at a time owns a purpose's folder (a file lock); a second concurrent run
+    gets a private throwaway cluster instead of waiting."""
+
+    def __init__(self, purpose: str = "suite"):
+        home = data_root() / purpose
+        home.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(home / "lock"))
+        try:
+            self._lock.acquire(timeout=0)
+            self.private = False
+        except Timeout:
+            self._lock = None
+            home = data_root() / f"{purpose}-private-{os.getpid()}"
+            self.private = True
+        self.home = home
+        self.server = EmbeddedServer(home / "pg")
+        self._manifest_path = home / "templates.json"
+
+    def start(self) -> "ReferenceCluster":
+        self.server.start()
+        self._run_file(self.server.admin_url("postgres"), REFERENCE_DIR / "bootstrap" / "roles.sql")
+        # Clones of a crashed earlier run: nobody else uses this folder, so they are garbage.
+        for name in self._databases("ordak_run_%") + self._databases("ordak_clone_%"):
+            self.drop(name)
+        return self
+
+    def close(self) -> None:
+        if self.private:
+            self.server.destroy()
+        else:
+            self.server.stop()
+        if self._lock:
+            self._lock.release()
+
+    # -- templates ---------------------------------------------------------------
+    def template(self, scale: int = DEFAULT_SCALE) -> Template:
+        """The reference at this scale, built now unless an identical build is cached."""
+        name = f"ordak_tpl_{scale}_{fingerprint(scale)}"
+        manifest = self._manifest()
+        if name in manifest and name in self._databases(name):
+            return Template(name, datetime.fromisoformat(manifest[name]["seeded_at"]))
+        for stale in self._databases(f"ordak_tpl_{scale}_%"):
+            self._admin(f'alter database "{stale}" is_template false')
+            self.drop(stale)
+            manifest.pop(stale, None)
+        seeded_at = self._build(name, scale)
+        manifest[name] = {"seeded_at": seeded_at.isoformat(), "scale": scale}
+        self._manifest_path.write_text(json.dumps(manifest, indent=1))
+        return Template(name, seeded_at)
+
+    def _build(self, name: str, scale: int) -> datetime:
+        building = f"{name}_build"
+        self.drop(building)
+        self._admin(f'create database "{building}" owner postgres')
+        self._run_file(self.server.admin_url(building), REFERENCE_DIR / "bootstrap" / "supabase.sql")
+        with psycopg.connect(self.server.url(building), autocommit=True) as conn:
+            for migration in migration_files(MIGRATIONS_DIR):
+                apply_migration(conn, migration)
+            with conn.transaction():
+                anchor = conn.execute("select now()").fetchone()[0]
+                conn.execute("select set_config('ordak.seed_orders', %s, true),"
+                             " set_config('ordak.seed_anchor', %s, true)", (str(scale), anchor.isoformat()))
+                conn.execute((REFERENCE_DIR / "seed.sql").read_text())
+            conn.execute("vacuum analyze")
+        self._admin(f'alter database "{building}" rename to "{name}"')
+        self._admin(f'alter database "{name}" is_template true allow_connections false')
+        return anchor
+
+    # -- clones ------------------------------------------------------------------
+    def clone(self, template: Template, name: str, *, shift_to_now: bool = True) -> str:
+        """A fresh copy of the template; returns its URL (as `postgres`).
+
+        With shift_to_now the data's clock is moved from the seed time to now, so the clone
+        looks live (its newest order minutes old)."""
+        self._admin(f'create database "{name}" template "{template.name}" owner postgres')
+        if shift_to_now:
+            with psycopg.connect(self.server.admin_url(name), autocommit=True) as conn:
+                conn.execute("select set_config('ordak.shift', (now() - %s::timestamptz)::text, false)",
+                             (template.seeded_at,))
+                conn.execute((REFERENCE_DIR / "shift_time.sql").read_text())
+        return self.server.url(name)
+
+    def drop(self, name: str) -> None:
+        self._admin(f'drop database if exists "{name}" with (force)')
+
+    # -- internals ---------------------------------------------------------------
+    def _admin(self, sql: str) -> None:
+        with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def _databases(self, like: str) -> list[str]:
+        with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
+            rows = conn.execute("select datname from pg_database where datname like %s", (like,))
+            return [name for (name,) in rows]
+
+    def _manifest(self) -> dict:
+        try:
+            return json.loads(self._manifest_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    @staticmethod
+    def _run_file(url: str, path: Path) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(path.read_text())
+
+
+def apply_migration(conn: psycopg.Connection, migration) -> None:
+    """Applies one migration file and records it the way the Supabase CLI does."""
+    with conn.transaction():
+        conn.execute(migration.path.read_text())
+        conn.execute("insert into supabase_migrations.schema_migrations (version, name, statements)"
+                     " values (%s, %s, %s)", (migration.version, migration.name, migration.statements()))
+
+
+@contextmanager
+def running_reference(purpose: str, scale: int = DEFAULT_SCALE, clone_name: str = "ordak"):
+    """Starts a cluster, clones the reference into `clone_name`, yields (cluster, url)."""
+    cluster = ReferenceCluster(purpose).start()
+    try:
+        template = cluster.template(scale)
+        cluster.drop(clone_name)
+        yield cluster, cluster.clone(template, clone_name)
+    finally:
+        cluster.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m checks.reference", description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=int, default=DEFAULT_SCALE, help="orders per store (default %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        with running_reference("explore", args.scale, "ordak") as (cluster, url):
+            print(f"Reference Ordak is up ({args.scale} orders per store). Connect with:\n"
+                  f"  psql '{url}'\n"
+                  f"or run the suite against it:\n"
+                  f"  ORDAK_STAGING_DB_URL='{url}' pytest --env=staging\n"
+                  "Ctrl-C stops it.", flush=True)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            while True:
+                signal.pause()
+    except KeyboardInterrupt:
+        return 0
+    except SetupError as exc:
+        print(f"error: {exc}")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,136 @@
+-- What a new Supabase project holds before the application's first migration, reduced to
+-- the parts Ordak and the suite touch. Run as supabase_admin in each new database.
+
+-- The application's database belongs to postgres, as on Supabase.
+create schema if not exists extensions;
+grant usage on schema extensions to postgres, anon, authenticated, service_role;
+
+grant usage on schema public to anon, authenticated, service_role;
+
+-- Supabase's default privileges: everything postgres creates in public is open to the API
+-- roles until a migration revokes it. Ordak's security therefore rests on RLS and revokes.
+alter default privileges for role postgres in schema public
+  grant all on tables to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant all on sequences to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+  grant all on functions to anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------- auth
+create schema auth;
+grant usage on schema auth to postgres, anon, authenticated, service_role;
+
+create table auth.users (
+  instance_id uuid,
+  id uuid primary key,
+  aud varchar(255) default 'authenticated',
+  role varchar(255) default 'authenticated',
+  email varchar(255) unique,
+  encrypted_password varchar(255),
+  email_confirmed_at timestamptz,
+  last_sign_in_at timestamptz,
+  raw_app_meta_data jsonb default '{}'::jsonb,
+  raw_user_meta_data jsonb default '{}'::jsonb,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now()
+);
+grant all on auth.users to postgres;
+
+-- These three are Supabase's own definitions: they read the claims PostgREST sets per request.
+create function auth.uid() returns uuid language sql stable as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;
+create function auth.role() returns text language sql stable as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+  )::text
+$$;
+create function auth.jwt() returns jsonb language sql stable as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim', true), ''),
+    nullif(current_setting('request.jwt.claims', true), '')
+  )::jsonb
+$$;
+grant execute on function auth.uid(), auth.role(), auth.jwt()
+  to postgres, anon, authenticated, service_role;
+
+-- ---------------------------------------------------------------- storage
+create schema storage;
+grant usage on schema storage to postgres, anon, authenticated, service_role;
+
+create table storage.buckets (
+  id text primary key,
+  name text not null unique,
+  owner uuid,
+  public boolean not null default false,
+  file_size_limit bigint,
+  allowed_mime_types text[],
+  created_at timestamptz default now(),
+  updated_at timestamptz default now()
+);
+create table storage.objects (
+  id uuid primary key default gen_random_uuid(),
+  bucket_id text references storage.buckets (id),
+  name text,
+  owner uuid,
+  metadata jsonb,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  last_accessed_at timestamptz default now(),
+  unique (bucket_id, name)
+);
+alter table storage.objects enable row level security;
+alter table storage.buckets enable row level security;
+grant all on storage.buckets, storage.objects to postgres, service_role;
+
+-- ---------------------------------------------------------------- migrations history
+-- The Supabase CLI creates and fills this table when it applies supabase/migrations/*.sql.
+create schema supabase_migrations authorization postgres;
+create table supabase_migrations.schema_migrations (
+  version text primary key,
+  statements text[],
+  name text
+);
+alter table supabase_migrations.schema_migrations owner to postgres;
+
+-- ---------------------------------------------------------------- pg_cron stand-in
+-- pg_cron is not in the embedded build; this keeps its catalogue (cron.job) and its
+-- schedule()/unschedule() API so that migrations and checks see what they would on Supabase.
+-- Nothing runs the jobs here.
+create schema cron;
+grant usage on schema cron to postgres;
+create table cron.job (
+  jobid bigserial primary key,
+  schedule text not null,
+  command text not null,
+  nodename text not null default 'localhost',
+  nodeport integer not null default 5432,
+  database text not null default current_database(),
+  username text not null default current_user,
+  active boolean not null default true,
+  jobname text,
+  unique (jobname, username)
+);
+grant select, insert, update, delete on cron.job to postgres;
+grant usage on sequence cron.job_jobid_seq to postgres;
+
+create function cron.schedule(job_name text, schedule text, command text) returns bigint
+language sql as $$
+  insert into cron.job (jobname, schedule, command) values (job_name, schedule, command)
+  on conflict (jobname, username)
+    do update set schedule = excluded.schedule, command = excluded.command, active = true
+  returning jobid
+$$;
+create function cron.unschedule(job_name text) returns boolean language sql as $$
+  with gone as (delete from cron.job where jobname = job_name and username = current_user returning 1)
+  select exists (select from gone)
+$$;
+grant execute on function cron.schedule(text, text, text), cron.unschedule(text) to postgres;
+
+-- ---------------------------------------------------------------- realtime
+create publication supabase_realtime;
+alter publication supabase_realtime owner to postgres;
