@@ -1,0 +1,132 @@
+"""environments.toml + environment variables -> Environment.
+
+The file says which environments exist and where each one's secrets live; the values come
+from environment variables only. Mistakes in the file are reported as `file:line: what`.
+"""
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+from checks.errors import SetupError
+
+ALWAYS_READ_ONLY = {"production"}
+SECRET_KEYS = {"db_url", "supabase_url", "anon_key", "service_role_key", "project_ref", "access_token"}
+# key -> (accepted types, description for the error message)
+_SCALARS = {
+    "description": ((str,), "a string"),
+    "read_only": ((bool,), "true or false"),
+    "embedded": ((bool,), "true or false"),
+    "scale": ((int,), "a whole number of orders per store"),
+    "connect_timeout": ((int, float), "a number of seconds"),
+    "statement_timeout": ((int, float), "a number of seconds"),
+    "lock_timeout": ((int, float), "a number of seconds"),
+    "staff_user": ((str,), "a staff user id (uuid) or email"),
+}
+_TABLES = {"secrets", "thresholds"}
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    description: str = ""
+    read_only: bool = False
+    embedded: bool = False
+    scale: int | None = None
+    connect_timeout: float = 10
+    statement_timeout: float = 120
+    lock_timeout: float = 5
+    staff_user: str | None = None
+    secrets: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def secret(self, key: str) -> str:
+        """The secret's value, or a SetupError naming the variable to set."""
+        variable = self.secrets.get(key)
+        if variable is None:
+            raise SetupError(f"environment '{self.name}' defines no secrets.{key} in environments.toml; "
+                             f"add the name of the environment variable that holds it")
+        value = os.environ.get(variable, "").strip()
+        if not value:
+            raise SetupError(f"environment '{self.name}' needs {variable} ({key}): "
+                             f"export it, or put it in a .env file at the project root")
+        return value
+
+    def has_secret(self, key: str) -> bool:
+        return bool(os.environ.get(self.secrets.get(key, ""), "").strip())
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret value that is set, for redaction."""
+        return tuple(v for v in (os.environ.get(var, "").strip() for var in self.secrets.values()) if v)
+
+
+def load_environments(path: Path) -> dict[str, Environment]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise SetupError(f"{path}: file not found; pass --environments=PATH or restore environments.toml") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = match.group(1) if match else "?"
+        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
+        raise SetupError(f"{path}:{line}: not valid TOML: {reason}") from None
+    return {name: _environment(name, table, path, text) for name, table in raw.items()}
+
+
+def _environment(name: str, table, path: Path, text: str) -> Environment:
+    def fail(key: str | None, what: str):
+        raise SetupError(f"{path}:{_line_of(text, name, key)}: [{name}] {what}")
+
+    if not isinstance(table, dict):
+        fail(None, "must be a table of settings, like [staging]")
+    values: dict = {}
+    for key, value in table.items():
+        if key in _TABLES:
+            if not isinstance(value, dict):
+                fail(key, f"{key} must be a table ([{name}.{key}])")
+            for sub, subvalue in value.items():
+                if key == "secrets" and sub not in SECRET_KEYS:
+                    fail(sub, f"unknown secret '{sub}'; known: {', '.join(sorted(SECRET_KEYS))}")
+                if key == "secrets" and not (isinstance(subvalue, str) and subvalue.strip()):
+                    fail(sub, f"secrets.{sub} must name an environment variable, like \"ORDAK_STAGING_DB_URL\"")
+                if key == "thresholds" and (isinstance(subvalue, bool) or not isinstance(subvalue, (int, float))):
+                    fail(sub, f"thresholds.{sub} must be a number")
+            values[key] = MappingProxyType(dict(value))
+        elif key in _SCALARS:
+            types, expected = _SCALARS[key]
+            if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+                fail(key, f"{key} must be {expected}, not {value!r}")
+            values[key] = value
+        else:
+            known = ", ".join(sorted([*_SCALARS, *_TABLES]))
+            fail(key, f"unknown setting '{key}'; known: {known}")
+    if name in ALWAYS_READ_ONLY:
+        if values.get("read_only") is False:
+            fail("read_only", "production is always read-only; remove read_only = false")
+        values["read_only"] = True
+    if not values.get("embedded") and "db_url" not in values.get("secrets", {}):
+        fail(None, f"needs secrets.db_url naming the variable with its database URL (or embedded = true)")
+    return Environment(name=name, **values)
+
+
+def _line_of(text: str, table: str, key: str | None) -> int:
+    """Best-effort line number of `key` inside [table] (or of the table header)."""
+    lines = text.splitlines()
+    header = re.compile(rf"^\s*\[\s*{re.escape(table)}(\.[\w-]+)?\s*\]")
+    start = next((i for i, line in enumerate(lines) if header.match(line)), None)
+    if start is None:
+        return 1
+    if key:
+        assignment = re.compile(rf"^\s*{re.escape(key)}\s*=")
+        for i in range(start, len(lines)):
+            if i > start and lines[i].lstrip().startswith("[") and not header.match(lines[i]):
+                break
+            if assignment.match(lines[i]):
+                return i + 1
+    return start + 1

@@ -1,0 +1,200 @@
+"""The pytest plugin: --env, the `target` fixture, the report, the write policy.
+
+The controller process resolves the environment, starts the embedded reference when the
+env is `local`, and probes the target once. Any problem becomes one line and a non-zero
+exit, after the report is written. xdist workers receive the resolved target and connect.
+"""
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from dotenv import load_dotenv
+
+from checks.core import Verdict
+from checks.environments import Environment, load_environments
+from checks.errors import SetupError, redact
+from checks.schema import require_ordak
+from checks.target import Target
+
+EXIT_SETUP = pytest.ExitCode.USAGE_ERROR
+
+
+@dataclass
+class Run:
+    """What this pytest process knows about the target of the run."""
+    env: Environment | None = None
+    url: str | None = None
+    target: Target | None = None
+    error: str | None = None
+    facts: dict = field(default_factory=dict)
+    cluster: object | None = None  # the embedded ReferenceCluster (controller, env local)
+    clone: str | None = None
+
+
+RUN = pytest.StashKey[Run]()
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("ordak", "Ordak verification")
+    group.addoption("--env", default="local", metavar="NAME",
+                    help="target environment from environments.toml (default: local, the embedded reference)")
+    group.addoption("--environments", default=None, metavar="PATH",
+                    help="environments file (default: environments.toml at the project root)")
+
+
+def _is_worker(config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _environments_path(config) -> Path:
+    return Path(config.getoption("environments") or config.rootpath / "environments.toml")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    run = Run()
+    config.stash[RUN] = run
+    if _is_worker(config):
+        run.env = load_environments(Path(config.workerinput["ordak_environments"]))[config.workerinput["ordak_env"]]
+        run.url = config.workerinput["ordak_url"]
+        run.target = Target(run.env, run.url)
+        return
+    _default_report_paths(config)
+    try:
+        _resolve(config, run)
+    except SetupError as exc:
+        secrets = run.target.secrets() if run.target else run.env.secret_values() if run.env else ()
+        run.error = redact(str(exc), secrets)
+        # Nothing to distribute: stop before xdist (configured after us) starts workers.
+        config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
+
+
+def _resolve(config, run: Run) -> None:
+    load_dotenv(config.rootpath / ".env", override=False)
+    environments = load_environments(_environments_path(config))
+    name = config.getoption("env")
+    if name not in environments:
+        raise SetupError(f"unknown environment '{name}'; known: {', '.join(environments)} "
+                         f"(defined in {_environments_path(config).name})")
+    run.env = env = environments[name]
+    if env.embedded:
+        from checks.reference import DEFAULT_SCALE, ReferenceCluster
+        run.cluster = ReferenceCluster("suite").start()
+        template = run.cluster.template(env.scale or DEFAULT_SCALE)
+        run.clone = f"ordak_run_{os.getpid()}"
+        run.url = run.cluster.clone(template, run.clone)
+    else:
+        run.url = env.secret("db_url")
+    run.target = Target(env, run.url)
+    run.facts = {"server_version": run.target.scalar("show server_version"),
+                 "user": run.target.scalar("select current_user")}
+    require_ordak(run.target)
+
+
+def _default_report_paths(config) -> None:
+    """Every run writes a self-contained HTML report and JUnit XML, named by env and UTC time."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = config.rootpath / "reports" / f"{config.getoption('env')}-{stamp}"
+    if not config.option.htmlpath:
+        config.option.htmlpath = str(base.with_suffix(".html"))
+    config.option.self_contained_html = True
+    if not config.option.xmlpath:
+        config.option.xmlpath = str(base.with_suffix(".xml"))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    run = node.config.stash[RUN]
+    node.workerinput["ordak_env"] = run.env.name
+    node.workerinput["ordak_environments"] = str(_environments_path(node.config))
+    node.workerinput["ordak_url"] = run.url
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session):
+    if session.config.stash[RUN].error:
+        # Collect nothing; the session still ends normally, so the reports are written.
+        session.items = []
+        return True
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    if session.config.stash[RUN].error:
+        session.exitstatus = EXIT_SETUP
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_terminal_summary(terminalreporter, config):
+    yield  # after the report paths, so that the error is the last thing a person reads
+    error = config.stash[RUN].error if not _is_worker(config) else None
+    if error:
+        terminalreporter.write_line(f"ERROR: {error}", red=True, bold=True)
+
+
+def pytest_runtest_setup(item):
+    env = item.config.stash[RUN].env
+    if item.get_closest_marker("writes") and env is not None and env.read_only:
+        pytest.skip(f"writes to the database: skipped because environment '{env.name}' is read-only")
+
+
+def pytest_unconfigure(config):
+    run = config.stash.get(RUN, None)
+    if run is None:
+        return
+    if run.target is not None:
+        run.target.close()
+    if run.cluster is not None:
+        run.cluster.drop(run.clone)
+        run.cluster.close()
+
+
+# -- fixtures -------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def target(pytestconfig) -> Target:
+    """The database under test (see checks.target.Target)."""
+    return pytestconfig.stash[RUN].target
+
+
+def expect_clean(verdict: Verdict) -> Verdict:
+    """Fails the test with the verdict's own text when the check found violations."""
+    if not verdict.ok:
+        pytest.fail(verdict.message(), pytrace=False)
+    return verdict
+
+
+# -- report -------------------------------------------------------------------------
+def pytest_metadata(metadata, config):
+    if _is_worker(config):
+        return
+    run = config.stash[RUN]
+    metadata["Environment"] = run.env.name if run.env else config.getoption("env")
+    if run.env:
+        metadata["Description"] = run.env.description
+        metadata["Read-only"] = "yes" if run.env.read_only else "no"
+    if run.target:
+        metadata["Target host"] = run.target.host
+        metadata["Target database"] = run.target.dbname
+    for key, label in (("server_version", "Server version"), ("user", "Connected as")):
+        if key in run.facts:
+            metadata[label] = run.facts[key]
+    if run.error:
+        metadata["Run aborted"] = run.error
+
+
+def pytest_html_report_title(report):
+    report.title = "Ordak verification"
+
+
+def pytest_html_results_summary(prefix, summary, postfix, session):
+    run = session.config.stash[RUN]
+    if run.error:
+        prefix.append(f"<p><strong>Run aborted:</strong> {_escape(run.error)}</p>")
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
