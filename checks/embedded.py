@@ -37,6 +37,13 @@ SETTINGS = {
     "log_min_messages": "warning",
 }
 
+# Local socket only. Trusted, except roles named ordak_password_*: the suite's own tests use
+# them to prove that a wrong password is reported clearly.
+HBA = """\
+local all /^ordak_password_ scram-sha-256
+local all all trust
+"""
+
 
 def data_root() -> Path:
     """Per-user folder for the suite's clusters, under the system temp folder.
@@ -72,6 +79,7 @@ class EmbeddedServer:
                      "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
             with open(self.datadir / "postgresql.auto.conf", "a") as conf:
                 conf.writelines(f"{key} = {value}\n" for key, value in SETTINGS.items())
+        (self.datadir / "pg_hba.conf").write_text(HBA)
         self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "-l", str(self.datadir / "log"),
                  "-o", f"-k {self.datadir}", "start")
 

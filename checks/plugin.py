@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from dotenv import load_dotenv
+from pytest_metadata.plugin import metadata_key
 
 from checks.core import Verdict
 from checks.environments import Environment, load_environments
@@ -30,7 +31,8 @@ class Run:
     target: Target | None = None
     error: str | None = None
     facts: dict = field(default_factory=dict)
-    cluster: object | None = None  # the embedded ReferenceCluster (controller, env local)
+    cluster: object | None = None  # the embedded ReferenceCluster (env local)
+    template: object | None = None  # the reference Template the run's clone came from
     clone: str | None = None
 
 
@@ -55,12 +57,19 @@ def _environments_path(config) -> Path:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    config.addinivalue_line("markers", "writes: writes to the database inside sandbox(); "
+                                       "skipped on read-only environments")
     run = Run()
     config.stash[RUN] = run
     if _is_worker(config):
         run.env = load_environments(Path(config.workerinput["ordak_environments"]))[config.workerinput["ordak_env"]]
         run.url = config.workerinput["ordak_url"]
         run.target = Target(run.env, run.url)
+        if "ordak_cluster" in config.workerinput:
+            from checks.reference import ReferenceCluster, Template
+            run.cluster = ReferenceCluster.attach(config.workerinput["ordak_cluster"])
+            run.template = Template(config.workerinput["ordak_template"],
+                                    datetime.fromisoformat(config.workerinput["ordak_seeded_at"]))
         return
     _default_report_paths(config)
     try:
@@ -82,10 +91,10 @@ def _resolve(config, run: Run) -> None:
     run.env = env = environments[name]
     if env.embedded:
         from checks.reference import DEFAULT_SCALE, ReferenceCluster
-        run.cluster = ReferenceCluster("suite").start()
-        template = run.cluster.template(env.scale or DEFAULT_SCALE)
+        run.cluster = ReferenceCluster.open("suite")
+        run.template = run.cluster.template(env.scale or DEFAULT_SCALE)
         run.clone = f"ordak_run_{os.getpid()}"
-        run.url = run.cluster.clone(template, run.clone)
+        run.url = run.cluster.clone(run.template, run.clone)
     else:
         run.url = env.secret("db_url")
     run.target = Target(env, run.url)
@@ -111,6 +120,10 @@ def pytest_configure_node(node):
     node.workerinput["ordak_env"] = run.env.name
     node.workerinput["ordak_environments"] = str(_environments_path(node.config))
     node.workerinput["ordak_url"] = run.url
+    if run.cluster is not None:
+        node.workerinput["ordak_cluster"] = str(run.cluster.home)
+        node.workerinput["ordak_template"] = run.template.name
+        node.workerinput["ordak_seeded_at"] = run.template.seeded_at.isoformat()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -148,7 +161,7 @@ def pytest_unconfigure(config):
         return
     if run.target is not None:
         run.target.close()
-    if run.cluster is not None:
+    if run.cluster is not None and not _is_worker(config):
         run.cluster.drop(run.clone)
         run.cluster.close()
 
@@ -168,10 +181,14 @@ def expect_clean(verdict: Verdict) -> Verdict:
 
 
 # -- report -------------------------------------------------------------------------
-def pytest_metadata(metadata, config):
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """The report's Environment table: where the run went, never with a secret."""
+    config = session.config
     if _is_worker(config):
         return
     run = config.stash[RUN]
+    metadata = config.stash[metadata_key]
     metadata["Environment"] = run.env.name if run.env else config.getoption("env")
     if run.env:
         metadata["Description"] = run.env.description

@@ -52,38 +52,48 @@ class Template:
 class ReferenceCluster:
     """An embedded server holding reference templates and the clones made from them.
 
-    One process at a time owns a purpose's folder (a file lock); a second concurrent run
-    gets a private throwaway cluster instead of waiting."""
+    open() owns a purpose's folder for the life of the process (a file lock) and runs the
+    server; a second concurrent run gets a private throwaway cluster instead of waiting.
+    attach() uses a cluster another process owns (an xdist worker uses its controller's)."""
 
-    def __init__(self, purpose: str = "suite"):
-        home = data_root() / purpose
-        home.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(home / "lock"))
-        try:
-            self._lock.acquire(timeout=0)
-            self.private = False
-        except Timeout:
-            self._lock = None
-            home = data_root() / f"{purpose}-private-{os.getpid()}"
-            self.private = True
+    def __init__(self, home: Path, lock: FileLock | None = None, private: bool = False):
         self.home = home
         self.server = EmbeddedServer(home / "pg")
+        self._lock = lock
+        self.private = private
         self._manifest_path = home / "templates.json"
 
-    def start(self) -> "ReferenceCluster":
+    @classmethod
+    def open(cls, purpose: str = "suite") -> "ReferenceCluster":
+        home = data_root() / purpose
+        home.mkdir(parents=True, exist_ok=True)
+        _remove_orphans(purpose)
+        lock = FileLock(str(home / "lock"))
+        try:
+            lock.acquire(timeout=0)
+            cluster = cls(home, lock)
+        except Timeout:
+            cluster = cls(data_root() / f"{purpose}-private-{os.getpid()}", private=True)
+        cluster.start()
+        return cluster
+
+    @classmethod
+    def attach(cls, home: str | Path) -> "ReferenceCluster":
+        return cls(Path(home))
+
+    def start(self) -> None:
         self.server.start()
         self._run_file(self.server.admin_url("postgres"), REFERENCE_DIR / "bootstrap" / "roles.sql")
         # Clones of a crashed earlier run: nobody else uses this folder, so they are garbage.
         for name in self._databases("ordak_run_%") + self._databases("ordak_clone_%"):
             self.drop(name)
-        return self
 
     def close(self) -> None:
+        """Stops the server this process owns (an attached cluster is left alone)."""
         if self.private:
             self.server.destroy()
-        else:
+        elif self._lock:
             self.server.stop()
-        if self._lock:
             self._lock.release()
 
     # -- templates ---------------------------------------------------------------
@@ -159,6 +169,18 @@ class ReferenceCluster:
             conn.execute(path.read_text())
 
 
+def _remove_orphans(purpose: str) -> None:
+    """Private clusters whose process died (crash, kill -9) are stopped and deleted."""
+    for home in data_root().glob(f"{purpose}-private-*"):
+        pid = int(home.name.rsplit("-", 1)[1])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            EmbeddedServer(home / "pg").destroy()
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 def apply_migration(conn: psycopg.Connection, migration) -> None:
     """Applies one migration file and records it the way the Supabase CLI does."""
     with conn.transaction():
@@ -170,7 +192,7 @@ def apply_migration(conn: psycopg.Connection, migration) -> None:
 @contextmanager
 def running_reference(purpose: str, scale: int = DEFAULT_SCALE, clone_name: str = "ordak"):
     """Starts a cluster, clones the reference into `clone_name`, yields (cluster, url)."""
-    cluster = ReferenceCluster(purpose).start()
+    cluster = ReferenceCluster.open(purpose)
     try:
         template = cluster.template(scale)
         cluster.drop(clone_name)

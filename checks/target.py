@@ -31,6 +31,8 @@ class Target:
             self._params = conninfo_to_dict(url)
         except psycopg.ProgrammingError:
             raise SetupError(self._unparsable()) from None
+        if not str(self._params.get("port", "5432")).replace(",", "").isdigit():
+            raise SetupError(self._unparsable())
         self._shared: psycopg.Connection | None = None
 
     def __repr__(self) -> str:
@@ -51,6 +53,11 @@ class Target:
         return f"{self.host}{':' + str(port) if port else ''}/{self.dbname}"
 
     @property
+    def connect_timeout(self) -> int:
+        """Seconds to wait for the server: the URL's own connect_timeout, else the env's."""
+        return max(1, round(float(self._params.get("connect_timeout") or self.env.connect_timeout)))
+
+    @property
     def through_pooler(self) -> bool:
         return str(self._params.get("port", "")) == POOLER_PORT
 
@@ -60,7 +67,7 @@ class Target:
         env = self.env
         options = {
             "application_name": APPLICATION_NAME,
-            "connect_timeout": max(1, round(env.connect_timeout)),
+            "connect_timeout": self.connect_timeout,
         }
         if not self.through_pooler:
             settings = {
@@ -158,7 +165,7 @@ class Target:
             user = self._params.get("user", "?")
             hint = f"wrong password for user '{user}': check the password in {variable}"
         elif "timeout expired" in low or "timed out" in low:
-            hint = (f"no answer within {max(1, round(self.env.connect_timeout))} s: is the host reachable "
+            hint = (f"no answer within {self.connect_timeout} s: is the host reachable "
                     f"from here (VPN, firewall, IP allow-list)?")
         elif "could not translate host name" in low or "name or service not known" in low:
             hint = f"unknown host '{self.host}': check the host in {variable}"

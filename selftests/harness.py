@@ -1,0 +1,95 @@
+"""Runs the verification suite against a broken copy of the reference, as a user would.
+
+A fault test clones the healthy reference, applies SQL that breaks it in one precise way,
+then runs `pytest --env=staging tests/...` in a subprocess with ORDAK_STAGING_DB_URL pointing
+at the clone: the same door a user opens. The outcome of every test id comes back from the
+run's JUnit XML, with its failure text.
+"""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE_TIMEOUT = 900  # seconds; a hung inner run fails the self-test instead of hanging CI
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # passed, failed, error, skipped
+    message: str = ""
+
+
+@dataclass
+class SuiteRun:
+    exit_code: int
+    output: str
+    outcomes: dict[str, Outcome] = field(default_factory=dict)  # "module::test id" -> outcome
+    report: Path | None = None
+
+    def outcome(self, test: str) -> Outcome:
+        """The outcome of one test, by id (`test_x[param]`) or `module::test_x[param]`."""
+        matches = [key for key in self.outcomes if key == test or key.endswith("::" + test)]
+        if len(matches) != 1:
+            raise KeyError(f"{test!r} matches {len(matches)} tests of this run: {sorted(self.outcomes)}")
+        return self.outcomes[matches[0]]
+
+    def failed(self) -> set[str]:
+        return {key.split("::", 1)[1] for key, o in self.outcomes.items() if o.status in ("failed", "error")}
+
+    def with_status(self, status: str) -> set[str]:
+        return {key.split("::", 1)[1] for key, o in self.outcomes.items() if o.status == status}
+
+
+def run_suite(*args: str, env: dict[str, str], workdir: Path) -> SuiteRun:
+    """`python -m pytest *args` from the project root, reports written into workdir."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    xml, html = workdir / "junit.xml", workdir / "report.html"
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+               f"--junitxml={xml}", f"--html={html}", *args]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
+    done = subprocess.run(command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
+                          timeout=SUITE_TIMEOUT)
+    return SuiteRun(done.returncode, done.stdout + done.stderr,
+                    _outcomes(xml) if xml.exists() else {}, html if html.exists() else None)
+
+
+def _outcomes(xml: Path) -> dict[str, Outcome]:
+    outcomes = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        status, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                status = {"failure": "failed"}.get(child.tag, child.tag)
+                message = (child.text or child.get("message") or "").strip()
+                break
+        outcomes[f"{module}::{case.get('name')}"] = Outcome(status, message)
+    return outcomes
+
+
+class Clone:
+    """One copy of the healthy reference Ordak, to break and to verify."""
+
+    def __init__(self, cluster, template, name: str, workdir: Path):
+        self.cluster, self.name, self.workdir = cluster, name, workdir
+        self.url = cluster.clone(template, name)
+        self.runs = 0
+
+    def execute(self, sql: str, *, as_admin: bool = False) -> None:
+        """Applies SQL as postgres (the owner, as a hand-fix would) or as the superuser."""
+        url = self.cluster.server.admin_url(self.name) if as_admin else self.url
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def run_suite(self, *args: str, env_name: str = "staging", extra_env: dict | None = None) -> SuiteRun:
+        """Runs the verification suite (tests/ unless args name tests) against this clone."""
+        self.runs += 1
+        variable = f"ORDAK_{env_name.upper()}_DB_URL"
+        return run_suite(f"--env={env_name}", *args, env={variable: self.url, **(extra_env or {})},
+                         workdir=self.workdir / f"run{self.runs}")
