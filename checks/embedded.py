@@ -31,7 +31,7 @@ SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "200",
-    "shared_buffers": "'256MB'",
+    "shared_buffers": "'1GB'",
     "maintenance_work_mem": "'512MB'",
     "max_wal_size": "'4GB'",
     "log_min_messages": "warning",
@@ -60,9 +60,10 @@ def binary(name: str) -> Path:
 class EmbeddedServer:
     """One PostgreSQL cluster in `datadir`, listening on a Unix socket inside it."""
 
-    def __init__(self, datadir: Path):
+    def __init__(self, datadir: Path, extension_dir: Path | None = None):
         self.datadir = Path(datadir)
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
+        self.extension_dir = extension_dir
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -77,11 +78,25 @@ class EmbeddedServer:
         if not (self.datadir / "PG_VERSION").exists():
             self._pg("initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--auth=trust",
                      "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
-            with open(self.datadir / "postgresql.auto.conf", "a") as conf:
-                conf.writelines(f"{key} = {value}\n" for key, value in SETTINGS.items())
-        (self.datadir / "pg_hba.conf").write_text(HBA)
+        self._configure()
         self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "-l", str(self.datadir / "log"),
                  "-o", f"-k {self.datadir}", "start")
+
+    def _configure(self) -> None:
+        """Rewrites the server's settings on every start, so that they follow the code."""
+        settings = dict(SETTINGS)
+        if self.extension_dir:
+            # Extensions of our own (PostgreSQL 18's extension_control_path), copied next to
+            # the data dir because the server's system user cannot read a home folder.
+            share = self.datadir.parent / "share"
+            shutil.rmtree(share, ignore_errors=True)
+            shutil.copytree(self.extension_dir, share / "extension")
+            for path in [share, share / "extension", *(share / "extension").iterdir()]:
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            settings["extension_control_path"] = f"'$system:{share}'"  # it looks in <dir>/extension
+        lines = [f"{key} = {value}\n" for key, value in settings.items()]
+        (self.datadir / "postgresql.auto.conf").write_text("".join(lines))
+        (self.datadir / "pg_hba.conf").write_text(HBA)
 
     def stop(self) -> None:
         if (self.datadir / "postmaster.pid").exists():

@@ -29,7 +29,8 @@ DEFAULT_SCALE = 300  # orders per store
 
 
 def _reference_files() -> list[Path]:
-    return [REFERENCE_DIR / "bootstrap" / "roles.sql", REFERENCE_DIR / "bootstrap" / "supabase.sql",
+    return [*sorted((REFERENCE_DIR / "extensions").iterdir()),
+            REFERENCE_DIR / "bootstrap" / "roles.sql", REFERENCE_DIR / "bootstrap" / "supabase.sql",
             *(m.path for m in migration_files(MIGRATIONS_DIR)),
             REFERENCE_DIR / "seed.sql", REFERENCE_DIR / "shift_time.sql", Path(__file__)]
 
@@ -58,7 +59,7 @@ class ReferenceCluster:
 
     def __init__(self, home: Path, lock: FileLock | None = None, private: bool = False):
         self.home = home
-        self.server = EmbeddedServer(home / "pg")
+        self.server = EmbeddedServer(home / "pg", REFERENCE_DIR / "extensions")
         self._lock = lock
         self.private = private
         self._manifest_path = home / "templates.json"
@@ -107,7 +108,10 @@ class ReferenceCluster:
             self._admin(f'alter database "{stale}" is_template false')
             self.drop(stale)
             manifest.pop(stale, None)
-        seeded_at = self._build(name, scale)
+        try:
+            seeded_at = self._build(name, scale)
+        except psycopg.Error as exc:
+            raise SetupError(f"building the reference Ordak failed: {str(exc).splitlines()[0]}") from exc
         manifest[name] = {"seeded_at": seeded_at.isoformat(), "scale": scale}
         self._manifest_path.write_text(json.dumps(manifest, indent=1))
         return Template(name, seeded_at)

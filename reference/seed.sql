@@ -1,7 +1,8 @@
 -- Seed data for the reference Ordak: a healthy, self-consistent shop as of `ordak.seed_anchor`.
 -- Parameters (set with set_config before running): ordak.seed_orders (orders per store) and
 -- ordak.seed_anchor (the "now" of the data). Bulk SQL only, so 1M orders per store load in
--- minutes; setseed() makes every build identical.
+-- minutes; setseed() makes every build identical. Primary keys are uuidv7() (time-ordered)
+-- so that bulk inserts append to their B-trees instead of scattering over them.
 
 select setseed(0.20240901);
 
@@ -50,14 +51,14 @@ begin
   foreach v_store in array array['bannos', 'flourlane'] loop
     execute format($sql$
       insert into public.orders_%1$s (
-        id, shopify_order_id, shopify_order_gid, shopify_order_number, human_id, customer_name,
+        row_id, id, shopify_order_id, shopify_order_gid, shopify_order_number, human_id, customer_name,
         product_title, flavour, notes, currency, total_amount, order_json, stage, priority,
         assignee_id, storage, due_date, due_date_text, delivery_method, size, item_qty,
         filling_start_ts, filling_complete_ts, covering_start_ts, covering_complete_ts,
         decorating_start_ts, decorating_complete_ts, packing_start_ts, packing_complete_ts,
         created_at, updated_at)
       select
-        '%1$s-' || num, shop_id, 'gid://shopify/Order/' || shop_id, num, '%2$s' || num,
+        uuidv7(), '%1$s-' || num, shop_id, 'gid://shopify/Order/' || shop_id, num, '%2$s' || num,
         (array['Olivia','Jack','Charlotte','Noah','Amelia','Leo','Isla','Oliver','Mia','Henry'])[1 + i %% 10]
           || ' ' || (array['Smith','Jones','Williams','Brown','Wilson','Taylor','Nguyen','Lee','Martin','Walker','Harris'])[1 + i %% 11],
         (array['Celebration Cake','Wedding Tier','Cupcake Box (12)','Number Cake','Drip Cake','Sheet Cake'])[1 + i %% 6],
@@ -125,8 +126,8 @@ declare
 begin
   foreach v_store in array array['bannos', 'flourlane'] loop
     execute format($sql$
-      insert into public.stage_events (store, order_id, stage, event_type, at_ts, staff_id, meta)
-      select %1$L, o.id, e.stage, e.event_type, e.at_ts, o.assignee_id, e.meta
+      insert into public.stage_events (id, store, order_id, stage, event_type, at_ts, staff_id, meta)
+      select uuidv7(), %1$L, o.id, e.stage, e.event_type, e.at_ts, o.assignee_id, e.meta
       from public.orders_%1$s o
       cross join lateral (values
         (null, 'assign', case when o.assignee_id is not null

@@ -97,39 +97,14 @@ create table supabase_migrations.schema_migrations (
 );
 alter table supabase_migrations.schema_migrations owner to postgres;
 
--- ---------------------------------------------------------------- pg_cron stand-in
--- pg_cron is not in the embedded build; this keeps its catalogue (cron.job) and its
--- schedule()/unschedule() API so that migrations and checks see what they would on Supabase.
--- Nothing runs the jobs here.
-create schema cron;
+-- ---------------------------------------------------------------- pg_cron
+-- reference/extensions/pg_cron.control is a stand-in (see there). As on Supabase, postgres
+-- schedules and edits jobs.
+create extension pg_cron;
 grant usage on schema cron to postgres;
-create table cron.job (
-  jobid bigserial primary key,
-  schedule text not null,
-  command text not null,
-  nodename text not null default 'localhost',
-  nodeport integer not null default 5432,
-  database text not null default current_database(),
-  username text not null default current_user,
-  active boolean not null default true,
-  jobname text,
-  unique (jobname, username)
-);
-grant select, insert, update, delete on cron.job to postgres;
-grant usage on sequence cron.job_jobid_seq to postgres;
-
-create function cron.schedule(job_name text, schedule text, command text) returns bigint
-language sql as $$
-  insert into cron.job (jobname, schedule, command) values (job_name, schedule, command)
-  on conflict (jobname, username)
-    do update set schedule = excluded.schedule, command = excluded.command, active = true
-  returning jobid
-$$;
-create function cron.unschedule(job_name text) returns boolean language sql as $$
-  with gone as (delete from cron.job where jobname = job_name and username = current_user returning 1)
-  select exists (select from gone)
-$$;
-grant execute on function cron.schedule(text, text, text), cron.unschedule(text) to postgres;
+grant all on all tables in schema cron to postgres;
+grant all on all sequences in schema cron to postgres;
+grant execute on all functions in schema cron to postgres;
 
 -- ---------------------------------------------------------------- realtime
 create publication supabase_realtime;
