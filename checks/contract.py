@@ -14,3 +14,14 @@ def contract() -> dict:
 
 def orders_table(store: str) -> str:
     return f"orders_{store}"
+
+
+def tables() -> dict[str, dict]:
+    """Every table the contract names, orders_<store> expanded from [order_table]."""
+    spec = contract()
+    expanded = {orders_table(store): spec["order_table"] for store in spec["stores"]}
+    return {**expanded, **spec["tables"]}
+
+
+def read_rpcs() -> list[str]:
+    return [name for name, rpc in contract()["rpcs"].items() if rpc.get("read")]

@@ -19,6 +19,11 @@ class Check:
     def verdict(self, subject: str, violations: list[dict], **facts) -> "Verdict":
         return Verdict(self, subject, list(violations), facts)
 
+    def blocked(self, subject: str, reason: str) -> "Verdict":
+        """The check cannot run because something it stands on is absent, and another test
+        reports that absence: one clear failure there, not a cascade here."""
+        return Verdict(self, subject, [], {}, blocked=reason)
+
 
 @dataclass
 class Verdict:
@@ -26,6 +31,7 @@ class Verdict:
     subject: str
     violations: list[dict]
     facts: dict = field(default_factory=dict)  # measurements worth reporting even when healthy
+    blocked: str | None = None
 
     @property
     def ok(self) -> bool:

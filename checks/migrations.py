@@ -5,6 +5,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pglast import split
+from pglast.parser import scan
+
+from checks.core import Check
+from checks.target import Target
 
 # Files are supabase/migrations/<version>_<name>.sql; the version is the digits before the first _.
 _FILE_NAME = re.compile(r"^(\d+)_(.*)\.sql$")
@@ -35,3 +39,75 @@ def split_statements(sql: str) -> list[str]:
     trimmed of surrounding whitespace and its trailing `;`. PostgreSQL's own scanner (via
     pglast) decides what is top level: quotes, dollar quotes and comments are respected."""
     return [s.strip().rstrip(";").strip() for s in split(sql, with_parser=False) if s.strip()]
+
+
+def normalized(sql: str) -> str:
+    """One normalisation for both sides of a comparison: PostgreSQL's own tokens, without
+    comments, whitespace or `;`, keywords and identifiers lower-cased, literals untouched."""
+    tokens = []
+    for token in scan(sql):
+        if token.name in ("SQL_COMMENT", "C_COMMENT", "ASCII_59"):
+            continue
+        text = sql[token.start:token.end + 1]
+        tokens.append(text if token.name in ("SCONST", "USCONST", "BCONST", "XCONST") else text.lower())
+    return " ".join(tokens)
+
+
+APPLIED = Check("migrations_applied", "every migration file in Git is applied to the database",
+                "apply the missing migrations in order (supabase db push), or restore a later backup")
+KNOWN = Check("migrations_known", "every migration the database records has its file in Git",
+              "commit the missing file to supabase/migrations, or find out who changed the database by hand")
+UNCHANGED = Check("migrations_unchanged", "no migration file was edited after it was applied",
+                  "revert the edit and put the change in a new migration file")
+
+
+def recorded(target: Target) -> list[dict] | None:
+    """Rows of supabase_migrations.schema_migrations, or None when the table is absent."""
+    if target.scalar("select to_regclass('supabase_migrations.schema_migrations') is null"):
+        return None
+    return target.query("select version, name, statements from supabase_migrations.schema_migrations order by version")
+
+
+def _heads(files: list[MigrationFile], rows: list[dict]) -> dict:
+    return {"head_in_git": files[-1].version if files else None,
+            "head_in_database": rows[-1]["version"] if rows else None}
+
+
+def files_applied(target: Target, folder: Path):
+    files, rows = migration_files(folder), recorded(target)
+    if rows is None:
+        return APPLIED.verdict("all", [{"object": "supabase_migrations.schema_migrations",
+                                        "problem": "table is missing: this database records no migrations"}])
+    applied = {r["version"] for r in rows}
+    return APPLIED.verdict("all", [
+        {"object": f"{m.path.name}", "problem": "never applied to the database"}
+        for m in files if m.version not in applied], **_heads(files, rows))
+
+
+def applied_have_files(target: Target, folder: Path):
+    files, rows = migration_files(folder), recorded(target)
+    if rows is None:
+        return KNOWN.blocked("all", "no migrations table: see test_migration_files_applied")
+    in_git = {m.version for m in files}
+    return KNOWN.verdict("all", [
+        {"object": f"version {r['version']}" + (f" ({r['name']})" if r["name"] else ""),
+         "problem": f"applied to the database but has no file in {folder}"}
+        for r in rows if r["version"] not in in_git])
+
+
+def applied_unchanged(target: Target, folder: Path):
+    files, rows = migration_files(folder), recorded(target)
+    if rows is None:
+        return UNCHANGED.blocked("all", "no migrations table: see test_migration_files_applied")
+    by_version = {r["version"]: r for r in rows}
+    violations, unverifiable = [], []
+    for m in files:
+        row = by_version.get(m.version)
+        if row is None:
+            continue
+        if not row["statements"]:
+            unverifiable.append(m.version)  # written by an older CLI or by hand: nothing to compare
+            continue
+        if normalized(m.path.read_text()) != normalized(";\n".join(row["statements"])):
+            violations.append({"object": m.path.name, "problem": "file differs from the statements applied"})
+    return UNCHANGED.verdict("all", violations, unverifiable=unverifiable)

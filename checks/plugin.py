@@ -45,6 +45,9 @@ def pytest_addoption(parser):
                     help="target environment from environments.toml (default: local, the embedded reference)")
     group.addoption("--environments", default=None, metavar="PATH",
                     help="environments file (default: environments.toml at the project root)")
+    group.addoption("--migrations-dir", default=None, metavar="PATH",
+                    help="the app's supabase/migrations folder to compare with the database "
+                         "(default: the reference's)")
 
 
 def _is_worker(config) -> bool:
@@ -72,6 +75,7 @@ def pytest_configure(config):
                                     datetime.fromisoformat(config.workerinput["ordak_seeded_at"]))
         return
     _default_report_paths(config)
+    config.pluginmanager.register(FactsSummary(), "ordak-facts")
     try:
         _resolve(config, run)
     except SetupError as exc:
@@ -83,6 +87,9 @@ def pytest_configure(config):
 
 def _resolve(config, run: Run) -> None:
     load_dotenv(config.rootpath / ".env", override=False)
+    folder = config.getoption("migrations_dir")
+    if folder and not Path(folder).is_dir():
+        raise SetupError(f"--migrations-dir {folder}: no such folder; point it at the app's supabase/migrations")
     environments = load_environments(_environments_path(config))
     name = config.getoption("env")
     if name not in environments:
@@ -173,11 +180,57 @@ def target(pytestconfig) -> Target:
     return pytestconfig.stash[RUN].target
 
 
+@pytest.fixture(scope="session")
+def migrations_dir(pytestconfig) -> Path:
+    """The migrations folder to compare with the database (--migrations-dir)."""
+    from checks.reference import MIGRATIONS_DIR
+    return Path(pytestconfig.getoption("migrations_dir") or MIGRATIONS_DIR)
+
+
+# Facts a check measured (head versions, RPO...), kept with the test that measured them:
+# in the JUnit properties, the HTML report and the terminal summary.
+_facts: dict = {}
+
+
 def expect_clean(verdict: Verdict) -> Verdict:
-    """Fails the test with the verdict's own text when the check found violations."""
+    """Fails the test with the verdict's own text when the check found violations; skips it
+    when the check could not run because another test already reports what is missing."""
+    _facts.update({k: v for k, v in verdict.facts.items() if v not in (None, [], {})})
+    if verdict.blocked:
+        pytest.skip(verdict.blocked)
     if not verdict.ok:
         pytest.fail(verdict.message(), pytrace=False)
     return verdict
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    _facts.clear()
+    try:
+        return (yield)
+    finally:
+        item.user_properties.extend(_facts.items())
+
+
+class FactsSummary:
+    """Collects facts from every test report (xdist workers' too) for the terminal summary."""
+
+    def __init__(self):
+        self.rows: list[tuple[str, list]] = []
+
+    def pytest_runtest_logreport(self, report):
+        if report.when == "call" and report.user_properties:
+            self.rows.append((report.nodeid, report.user_properties))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.rows:
+            terminalreporter.section("facts measured")
+            for nodeid, facts in sorted(self.rows):
+                terminalreporter.write_line(f"{nodeid.split('::', 1)[-1]}: {_format_facts(facts)}")
+
+
+def _format_facts(facts: list) -> str:
+    return ", ".join(f"{key}={value}" for key, value in facts)
 
 
 # -- report -------------------------------------------------------------------------
@@ -205,6 +258,11 @@ def pytest_sessionstart(session):
 
 def pytest_html_report_title(report):
     report.title = "Ordak verification"
+
+
+def pytest_html_results_table_html(report, data):
+    if report.when == "call" and report.user_properties:
+        data.insert(0, f"<div><strong>Facts:</strong> {_escape(_format_facts(report.user_properties))}</div>")
 
 
 def pytest_html_results_summary(prefix, summary, postfix, session):

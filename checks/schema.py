@@ -1,48 +1,230 @@
-"""Schema sanity: the tables and types Ordak needs exist and look as the contract says."""
+"""Schema sanity: the objects the contract names exist and look as it says, and the general
+rules a restore can break (invalid indexes, unvalidated constraints, disabled triggers,
+sequences behind their data) hold for every object, known to the contract or not."""
 
-from checks.contract import contract, orders_table
+import re
+
+import psycopg
+from psycopg import sql
+
+from checks import catalog
+from checks.contract import contract
 from checks.core import Check
 from checks.errors import SetupError
 from checks.target import Target
 
-STORE_TABLE_READABLE = Check(
-    "store_table_readable",
-    "the store's order table exists and can be read",
-    "restore the table from the migrations in Git (or the backup) before trusting this database",
-)
-ENUM_LABELS = Check(
-    "enum_labels",
-    "the enum has exactly the contract's labels, in order",
-    "recreate the enum with the contract's labels; orders compare stages by this order",
-)
+TABLE = Check("table", "the table exists, can be read, and has the contract's columns, types and keys",
+              "restore the table from the migrations in Git (or the backup) before trusting this database")
+ENUM = Check("enum", "the enum has exactly the contract's labels, in order",
+             "recreate the enum with the contract's labels: stages are compared by this order")
+RPC = Check("rpc", "the RPC exists, is SECURITY DEFINER, and has the contract's arguments and result",
+            "re-apply the migration that defines it: callers pass named arguments of exactly this shape")
+EXTENSION = Check("extension", "the extension is installed",
+                  "create extension ...; from the dashboard (Database > Extensions) or a migration")
+TRIGGER = Check("trigger", "the trigger exists on its table", "re-apply the migration that creates it")
+REALTIME_PUBLICATION = Check("realtime_publication", "the realtime publication exists",
+                             "create publication supabase_realtime; then add Ordak's tables to it")
+REALTIME_TABLE = Check("realtime_table", "the table is in the realtime publication (the live queue needs it)",
+                       "alter publication supabase_realtime add table <table>")
+CRON_JOB = Check("cron_job", "the pg_cron job exists, is active and runs on its schedule",
+                 "cron.schedule(...) it again, or cron.alter_job(<jobid>, active := true)")
+BUCKET = Check("bucket", "the storage bucket exists",
+               "create the bucket (private) and restore its files: a restore to a new project copies no Storage")
+INDEXES_VALID = Check("indexes_valid", "no index is invalid (a failed CREATE INDEX CONCURRENTLY or a broken restore)",
+                      "reindex index concurrently <index> (or drop and recreate it)")
+CONSTRAINTS_VALIDATED = Check("constraints_validated", "no constraint is NOT VALID: old rows were never checked",
+                              "alter table <table> validate constraint <name>, after fixing the rows it rejects")
+TRIGGERS_ENABLED = Check("triggers_enabled", "no user trigger is disabled (restores with --disable-triggers leave them off)",
+                         "alter table <table> enable trigger <name>")
+SEQUENCES_AHEAD = Check("sequences_ahead", "every serial/identity sequence is ahead of its column's maximum "
+                        "(else the next insert collides: the classic post-restore primary-key error)",
+                        "select setval('<sequence>', (select max(<column>) from <table>))")
 
 
-def store_table_readable(target: Target, store: str):
-    table = orders_table(store)
-    if target.scalar("select to_regclass(%s) is null", (f"public.{table}",)):
-        return STORE_TABLE_READABLE.verdict(store, [{"object": f"public.{table}", "problem": "table is missing"}])
-    target.query(f'select 1 from public."{table}" limit 1')
-    return STORE_TABLE_READABLE.verdict(store, [])
+def _missing_table(table: str) -> str:
+    return f"public.{table} is missing: see test_table[{table}]"
 
 
-def enum_labels(target: Target, enum: str, expected: list[str]):
-    rows = target.query(
-        "select e.enumlabel from pg_enum e join pg_type t on t.oid = e.enumtypid"
-        " where t.typnamespace = 'public'::regnamespace and t.typname = %s order by e.enumsortorder",
-        (enum,))
-    found = [r["enumlabel"] for r in rows]
-    name = f"public.{enum}"
+def _table_exists(target: Target, table: str) -> bool:
+    return bool(target.scalar("select to_regclass(%s) is not null", (f"public.{table}",)))
+
+
+def table(target: Target, name: str, spec: dict):
+    qualified = f"public.{name}"
+    if not _table_exists(target, name):
+        return TABLE.verdict(name, [{"object": qualified, "problem": "table is missing"}])
+    violations = []
+    try:
+        target.query(sql.SQL("select 1 from public.{} limit 1").format(sql.Identifier(name)))
+    except psycopg.errors.InsufficientPrivilege:
+        violations.append({"object": qualified, "problem": "cannot be read by the connected role"})
+    found = catalog.columns(target, "public", name)
+    for column, expected in spec.get("columns", {}).items():
+        want_type, want_not_null = _parse_column(expected)
+        have = found.get(column)
+        if have is None:
+            violations.append({"object": f"{qualified}.{column}", "problem": "column is missing"})
+        elif not _same_type(have["type"], want_type):
+            violations.append({"object": f"{qualified}.{column}", "problem": "column has the wrong type",
+                               "expected": want_type, "found": have["type"]})
+        elif want_not_null and not have["not_null"]:
+            violations.append({"object": f"{qualified}.{column}", "problem": "column allows nulls"})
+    keys = catalog.keys(target, "public", name)
+    if "primary_key" in spec and not any(k["primary"] and k["columns"] == spec["primary_key"] for k in keys):
+        violations.append({"object": qualified, "problem": f"no primary key on ({', '.join(spec['primary_key'])})"})
+    for unique in spec.get("unique", []):
+        if not any(k["columns"] == unique and k["valid"] for k in keys):
+            violations.append({"object": qualified, "problem": f"no unique key on ({', '.join(unique)})"})
+    return TABLE.verdict(name, violations)
+
+
+def _parse_column(expected: str) -> tuple[str, bool]:
+    not_null = expected.endswith(" not null")
+    return expected.removesuffix(" not null").strip(), not_null
+
+
+def _same_type(found: str, expected: str) -> bool:
+    # "numeric" in the contract accepts any precision; "numeric(12,2)" only that one.
+    return found == expected or ("(" not in expected and found.startswith(expected + "("))
+
+
+def enum(target: Target, name: str, expected: list[str]):
+    found = catalog.enum_labels(target, "public", name)
+    qualified = f"public.{name}"
     if not found:
-        return ENUM_LABELS.verdict(enum, [{"object": name, "problem": "type is missing"}])
-    violations = [{"object": f"{name}.{label}", "problem": "label is missing"} for label in expected if label not in found]
-    violations += [{"object": f"{name}.{label}", "problem": "label is not in the contract"}
+        return ENUM.verdict(name, [{"object": qualified, "problem": "type is missing"}])
+    violations = [{"object": f"{qualified}.{label}", "problem": "label is missing"}
+                  for label in expected if label not in found]
+    violations += [{"object": f"{qualified}.{label}", "problem": "label is not in the contract"}
                    for label in found if label not in expected]
     common_found = [label for label in found if label in expected]
     common_expected = [label for label in expected if label in found]
     if common_found != common_expected:
-        violations.append({"object": name, "problem": "labels are out of order",
+        violations.append({"object": qualified, "problem": "labels are out of order",
                            "expected": ", ".join(common_expected), "found": ", ".join(common_found)})
-    return ENUM_LABELS.verdict(enum, violations)
+    return ENUM.verdict(name, violations)
+
+
+def rpc(target: Target, name: str, spec: dict):
+    qualified = f"public.{name}"
+    found = catalog.functions(target, ["public"], [name])
+    if not found:
+        return RPC.verdict(name, [{"object": qualified, "problem": "function is missing"}])
+    want_args = _squeeze(spec["args"])
+    match = next((f for f in found if _squeeze(f["args"]) == want_args), None)
+    if match is None:
+        return RPC.verdict(name, [{"object": f"{qualified}({f['args']})", "problem": "signature differs from the contract",
+                                   "expected": f"({spec['args']})"} for f in found])
+    violations = []
+    where = f"{qualified}({match['args']})"
+    if "returns" in spec and _squeeze(match["returns"]) != _squeeze(spec["returns"]):
+        violations.append({"object": where, "problem": "returns the wrong type",
+                           "expected": spec["returns"], "found": match["returns"]})
+    missing = [c for c in spec.get("returns_columns", []) if c not in match["out_columns"]]
+    if "returns_columns" in spec and not match["set_returning"] and not match["out_columns"]:
+        violations.append({"object": where, "problem": "does not return rows", "found": match["returns"]})
+    elif missing:
+        violations.append({"object": where, "problem": f"result lacks column(s) {', '.join(missing)}"})
+    if not match["definer"]:
+        violations.append({"object": where, "problem": "is SECURITY INVOKER; Ordak's RPCs are SECURITY DEFINER"})
+    return RPC.verdict(name, violations)
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", " ", text.strip()).replace("( ", "(").replace(" )", ")").lower()
+
+
+def extension(target: Target, name: str):
+    present = name in catalog.extensions(target)
+    return EXTENSION.verdict(name, [] if present else [{"object": name, "problem": "extension is not installed"}])
+
+
+def trigger(target: Target, table: str, name: str):
+    if not _table_exists(target, table):
+        return TRIGGER.blocked(f"{table}.{name}", _missing_table(table))
+    found = {(t["table"], t["name"]) for t in catalog.triggers(target, ["public"])}
+    problem = [] if (table, name) in found else [{"object": f"public.{table}.{name}", "problem": "trigger is missing"}]
+    return TRIGGER.verdict(f"{table}.{name}", problem)
+
+
+def realtime_publication(target: Target):
+    publication = contract()["realtime"]["publication"]
+    exists = catalog.publication_tables(target, publication) is not None
+    return REALTIME_PUBLICATION.verdict(publication, [] if exists else [
+        {"object": publication, "problem": "publication is missing"}])
+
+
+def realtime_table(target: Target, table: str):
+    publication = contract()["realtime"]["publication"]
+    members = catalog.publication_tables(target, publication)
+    if members is None:
+        return REALTIME_TABLE.blocked(table, f"{publication} is missing: see test_realtime_publication")
+    if not _table_exists(target, table):
+        return REALTIME_TABLE.blocked(table, _missing_table(table))
+    problem = [] if f"public.{table}" in members else [
+        {"object": f"public.{table}", "problem": f"table is not in publication {publication}"}]
+    return REALTIME_TABLE.verdict(table, problem)
+
+
+def cron_job(target: Target, name: str, schedule: str):
+    jobs = catalog.cron_jobs(target)
+    if jobs is None:
+        return CRON_JOB.blocked(name, "pg_cron is not installed: see test_extension[pg_cron]")
+    found = [j for j in jobs if j["name"] == name]
+    if not found:
+        return CRON_JOB.verdict(name, [{"object": f"cron job {name}", "problem": "job is missing"}])
+    violations = []
+    for job in found:
+        if not job["active"]:
+            violations.append({"object": f"cron job {name}", "problem": "job is inactive"})
+        if schedule and job["schedule"] != schedule:
+            violations.append({"object": f"cron job {name}", "problem": "job runs on another schedule",
+                               "expected": schedule, "found": job["schedule"]})
+    return CRON_JOB.verdict(name, violations)
+
+
+def bucket(target: Target, name: str):
+    found = catalog.buckets(target)
+    if found is None:
+        return BUCKET.verdict(name, [{"object": "storage.buckets", "problem": "the database has no Storage schema"}])
+    present = any(b["id"] == name for b in found)
+    return BUCKET.verdict(name, [] if present else [{"object": f"bucket {name}", "problem": "bucket is missing"}])
+
+
+def indexes_valid(target: Target):
+    return INDEXES_VALID.verdict("all", [
+        {"object": f"{r['schema']}.{r['index']}", "problem": f"index on {r['table']} is invalid"}
+        for r in catalog.invalid_indexes(target)])
+
+
+def constraints_validated(target: Target):
+    kinds = {"c": "check", "f": "foreign key", "n": "not null", "u": "unique", "p": "primary key"}
+    return CONSTRAINTS_VALIDATED.verdict("all", [
+        {"object": f"{r['schema']}.{r['table']}.{r['name']}",
+         "problem": f"{kinds.get(r['type'], r['type'])} constraint is NOT VALID"}
+        for r in catalog.unvalidated_constraints(target)])
+
+
+def triggers_enabled(target: Target):
+    return TRIGGERS_ENABLED.verdict("all", [
+        {"object": f"{t['schema']}.{t['table']}.{t['name']}", "problem": "trigger is disabled"}
+        for t in catalog.triggers(target, catalog.app_schemas(target)) if t["enabled"] == "D"])
+
+
+def sequences_ahead(target: Target):
+    violations, unreadable = [], []
+    for s in catalog.owned_sequences(target):
+        where = f"{s['schema']}.{s['table']}.{s['column']}"
+        if not s["readable"]:
+            unreadable.append(where)
+            continue
+        top = target.scalar(sql.SQL("select max({}) from {}.{}").format(
+            sql.Identifier(s["column"]), sql.Identifier(s["schema"]), sql.Identifier(s["table"])))
+        state = target.query(f"select last_value, is_called from {s['sequence']}")[0]
+        next_value = state["last_value"] + s["increment"] if state["is_called"] else state["last_value"]
+        if top is not None and s["increment"] > 0 and next_value <= top:
+            violations.append({"object": s["sequence"], "problem": f"next value {next_value} is not above max({where}) = {top}"})
+    return SEQUENCES_AHEAD.verdict("all", violations, unreadable=unreadable)
 
 
 def require_ordak(target: Target) -> None:

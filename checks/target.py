@@ -114,16 +114,24 @@ class Target:
         return next(iter(rows[0].values())) if rows else None
 
     @contextmanager
-    def sandbox(self) -> Iterator[psycopg.Connection]:
-        """A connection in a transaction that always rolls back, whatever happens inside."""
-        if self.env.read_only:
-            raise PermissionError(f"environment '{self.env.name}' is read-only: sandbox() refused")
+    def rolled_back(self) -> Iterator[psycopg.Connection]:
+        """A fresh connection in a transaction that always rolls back (read-only if the env is):
+        for probes that switch roles but must leave nothing behind."""
         conn = self.connect()
         try:
             with conn.transaction(force_rollback=True):
                 yield conn
         finally:
             conn.close()
+
+    @contextmanager
+    def sandbox(self) -> Iterator[psycopg.Connection]:
+        """Where writes happen: a transaction that always rolls back, whatever happens inside.
+        Refused on read-only environments (tests that write are skipped there anyway)."""
+        if self.env.read_only:
+            raise PermissionError(f"environment '{self.env.name}' is read-only: sandbox() refused")
+        with self.rolled_back() as conn:
+            yield conn
 
     def close(self) -> None:
         if self._shared is not None:
