@@ -1,0 +1,273 @@
+"""Fault catalogue for schema sanity, migrations and security posture.
+
+Each fault breaks a clone of the healthy reference in one precise way; the schema, security
+and migrations tests then run against it as a user would run them, and exactly the intended
+test ids must fail, each with a message naming the object at fault.
+"""
+
+import shutil
+from dataclasses import dataclass, field
+
+import pytest
+
+from checks.reference import MIGRATIONS_DIR
+
+PART = ("tests/test_schema.py", "tests/test_security.py", "tests/test_migrations.py")
+
+REBUILD_STAGE_TYPE_WITHOUT_DECORATING = """
+alter type public.stage_type rename to stage_type_old;
+create type public.stage_type as enum ('Filling', 'Covering', 'Packing', 'Complete');
+update public.orders_bannos set stage = 'Packing' where stage = 'Decorating';
+update public.orders_flourlane set stage = 'Packing' where stage = 'Decorating';
+alter table public.orders_bannos alter column stage drop default,
+  alter column stage type public.stage_type using stage::text::public.stage_type,
+  alter column stage set default 'Filling';
+alter table public.orders_flourlane alter column stage drop default,
+  alter column stage type public.stage_type using stage::text::public.stage_type,
+  alter column stage set default 'Filling';
+"""
+
+SWAP_START_COVERING_ARGUMENTS = """
+drop function public.start_covering(text, text);
+create function public.start_covering(p_order_id text, p_store text) returns jsonb
+language sql security definer set search_path = '' as $$
+  select public._start_stage(p_store, p_order_id, 'Covering')
+$$;
+revoke all on function public.start_covering(text, text) from public, anon;
+"""
+
+STATS_FOR_ANYONE = """
+create or replace function public.get_queue_stats(p_store text) returns table (
+  total_orders bigint, filling_count bigint, covering_count bigint, decorating_count bigint,
+  packing_count bigint, complete_count bigint, unassigned_count bigint)
+language sql stable security definer set search_path = '' as $$
+  select count(*), count(*) filter (where stage = 'Filling'), count(*) filter (where stage = 'Covering'),
+         count(*) filter (where stage = 'Decorating'), count(*) filter (where stage = 'Packing'),
+         count(*) filter (where stage = 'Complete'), count(*) filter (where assignee_id is null)
+  from public.orders_bannos
+$$;
+grant execute on function public.get_queue_stats(text) to anon;
+"""
+
+
+@dataclass(frozen=True)
+class Fault:
+    sql: str
+    fails: dict[str, tuple[str, ...]]  # test id -> fragments its failure message must contain
+    skips: frozenset[str] = field(default_factory=frozenset)  # blocked by the failure above
+    as_admin: bool = False
+
+
+FAULTS = {
+    "drop_column": Fault(
+        "alter table public.orders_bannos drop column due_date",
+        {"test_table[orders_bannos]": ("public.orders_bannos.due_date: column is missing",)}),
+    "change_column_type": Fault(
+        "alter table public.orders_flourlane alter column total_amount type numeric(10,2)",
+        {"test_table[orders_flourlane]": ("public.orders_flourlane.total_amount: column has the wrong type",
+                                          "expected=numeric(12,2)", "found=numeric(10,2)")}),
+    "drop_unique_key": Fault(
+        "alter table public.orders_bannos drop constraint orders_bannos_id_key",
+        {"test_table[orders_bannos]": ("public.orders_bannos: no unique key on (id)",)}),
+    "drop_table": Fault(
+        "drop table public.orders_flourlane cascade",
+        {"test_table[orders_flourlane]": ("public.orders_flourlane: table is missing",)},
+        skips=frozenset({"test_trigger[orders_flourlane.set_updated_at]", "test_realtime_table[orders_flourlane]"})),
+    "enum_without_label": Fault(
+        REBUILD_STAGE_TYPE_WITHOUT_DECORATING,
+        {"test_enum[stage_type]": ("public.stage_type.Decorating: label is missing",)}),
+    "drop_rpc": Fault(
+        "drop function public.start_packing(text, text)",
+        {"test_rpc[start_packing]": ("public.start_packing: function is missing",)}),
+    "changed_rpc_signature": Fault(
+        SWAP_START_COVERING_ARGUMENTS,
+        {"test_rpc[start_covering]": ("public.start_covering(p_order_id text, p_store text): signature differs",
+                                      "expected=(p_store text, p_order_id text)")}),
+    "rpc_security_invoker": Fault(
+        "alter function public.print_barcode(text, text) security invoker",
+        {"test_rpc[print_barcode]": ("public.print_barcode(p_store text, p_order_id text): is SECURITY INVOKER",)}),
+    "definer_search_path_reset": Fault(
+        "alter function public.get_queue_stats(text) reset search_path",
+        {"test_definer_functions_pin_search_path": (
+            "public.get_queue_stats(p_store text): SECURITY DEFINER with a mutable search_path",)}),
+    "grant_insert_to_anon": Fault(
+        "grant insert on public.orders_bannos to anon",
+        {"test_no_write_grants_to_api_roles": ("public.orders_bannos: anon may INSERT",)}),
+    "grant_truncate_to_authenticated": Fault(
+        "grant truncate on public.stage_events to authenticated",
+        {"test_no_write_grants_to_api_roles": ("public.stage_events: authenticated may TRUNCATE",)}),
+    "rls_disabled": Fault(
+        "alter table public.work_queue disable row level security",
+        {"test_rls_enabled": ("public.work_queue: row level security is off",)}),
+    "policies_dropped": Fault(
+        "drop policy admin_read on public.settings",
+        {"test_rls_tables_have_policies": ("public.settings: RLS is on but the table has no policy",)}),
+    "always_true_write_policy": Fault(
+        "create policy anyone_inserts on public.orders_bannos for insert to anon with check (true)",
+        {"test_no_always_true_write_policies": ("public.orders_bannos: policy anyone_inserts", "lets anon INSERT")}),
+    "index_invalid": Fault(
+        "update pg_index set indisvalid = false where indexrelid = 'public.orders_bannos_due_date_idx'::regclass",
+        {"test_indexes_valid": ("public.orders_bannos_due_date_idx: index on orders_bannos is invalid",)},
+        as_admin=True),
+    "constraint_not_valid": Fault(
+        "alter table public.orders_flourlane add constraint total_not_negative check (total_amount >= 0) not valid",
+        {"test_constraints_validated": ("public.orders_flourlane.total_not_negative: check constraint is NOT VALID",)}),
+    "trigger_disabled": Fault(
+        "alter table public.orders_bannos disable trigger set_updated_at",
+        {"test_triggers_enabled": ("public.orders_bannos.set_updated_at: trigger is disabled",)}),
+    "trigger_dropped": Fault(
+        "drop trigger set_updated_at on public.work_queue",
+        {"test_trigger[work_queue.set_updated_at]": ("public.work_queue.set_updated_at: trigger is missing",)}),
+    "table_out_of_publication": Fault(
+        "alter publication supabase_realtime drop table public.messages",
+        {"test_realtime_table[messages]": ("public.messages: table is not in publication supabase_realtime",)}),
+    "publication_dropped": Fault(
+        "drop publication supabase_realtime",
+        {"test_realtime_publication": ("supabase_realtime: publication is missing",)},
+        skips=frozenset(f"test_realtime_table[{t}]" for t in (
+            "orders_bannos", "orders_flourlane", "staff_shared", "conversations",
+            "conversation_participants", "messages", "message_reads"))),
+    "cron_job_inactive": Fault(
+        "update cron.job set active = false where jobname = 'order-monitor'",
+        {"test_cron_job[order-monitor]": ("cron job order-monitor: job is inactive",)}),
+    "cron_job_missing": Fault(
+        "select cron.unschedule('sync-inventory-to-shopify')",
+        {"test_cron_job[sync-inventory-to-shopify]": ("cron job sync-inventory-to-shopify: job is missing",)}),
+    "pg_cron_missing": Fault(
+        "drop extension pg_cron cascade",
+        {"test_extension[pg_cron]": ("pg_cron: extension is not installed",)},
+        skips=frozenset({"test_cron_job[order-monitor]", "test_cron_job[priority-escalation]",
+                         "test_cron_job[sync-inventory-to-shopify]"}),
+        as_admin=True),
+    "sequence_behind": Fault(
+        "select setval(pg_get_serial_sequence('public.audit_log', 'id'), 1)",
+        {"test_sequences_ahead_of_data": ("public.audit_log_id_seq: next value 2 is not above max(public.audit_log.id) = 3",)}),
+    "newest_migration_row_deleted": Fault(
+        "delete from supabase_migrations.schema_migrations"
+        " where version = (select max(version) from supabase_migrations.schema_migrations)",
+        {"test_migration_files_applied": ("20241020100000_start_packing.sql: never applied to the database",)}),
+    "bucket_public": Fault(
+        "update storage.buckets set public = true where id = 'order_photos'",
+        {"test_buckets_private": ("bucket order_photos: bucket is public",)}),
+    "bucket_missing": Fault(
+        "delete from storage.objects where bucket_id = 'order_photos'; delete from storage.buckets where id = 'order_photos'",
+        {"test_bucket[order_photos]": ("bucket order_photos: bucket is missing",)}),
+    "anon_executes_read_rpc": Fault(
+        "grant execute on function public.get_queue_stats(text) to anon",
+        {"test_anon_cannot_execute_definer_functions": (
+            "public.get_queue_stats(p_store text): anon may execute this SECURITY DEFINER function",)}),
+    "read_rpc_answers_anon": Fault(
+        STATS_FOR_ANYONE,
+        {"test_anon_cannot_execute_definer_functions": ("public.get_queue_stats(p_store text)",),
+         "test_read_rpc_gives_anon_nothing[get_queue_stats]": ("public.get_queue_stats: returned data to anon",)}),
+    "definer_view": Fault(
+        "create view public.orders_overview as select id, customer_name, stage from public.orders_bannos",
+        {"test_no_owner_rights_views": ("public.orders_overview: runs with its owner's rights and anon, authenticated may read it",),
+         # Supabase's default privileges hand the new view to the API roles, writes included.
+         "test_no_write_grants_to_api_roles": ("public.orders_overview: anon may INSERT, UPDATE, DELETE, TRUNCATE",)}),
+}
+
+
+def assert_exactly(run, fault: Fault) -> None:
+    assert not run.with_status("error"), run.output
+    assert run.failed() == set(fault.fails), run.output
+    for test, fragments in fault.fails.items():
+        message = run.outcome(test).message
+        for fragment in fragments:
+            assert fragment in message, f"{test}: {fragment!r} not in:\n{message}"
+    assert run.with_status("skipped") == set(fault.skips), run.output
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_fault_is_caught(ordak_clone, name):
+    fault = FAULTS[name]
+    run = ordak_clone(fault.sql, as_admin=fault.as_admin).run_suite(*PART)
+    assert_exactly(run, fault)
+
+
+@pytest.fixture
+def migrations_copy(tmp_path):
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, copy)
+    return copy
+
+
+def test_migration_file_never_applied(ordak_clone, migrations_copy):
+    (migrations_copy / "20250301090000_add_delivery_zones.sql").write_text(
+        "create table public.delivery_zones (id int primary key, name text);\n")
+    run = ordak_clone().run_suite(*PART, f"--migrations-dir={migrations_copy}")
+    assert_exactly(run, Fault("", {"test_migration_files_applied": (
+        "20250301090000_add_delivery_zones.sql: never applied to the database",)}))
+    assert "head_in_git=20250301090000" in run.output and "head_in_database=20241020100000" in run.output
+
+
+def test_applied_migration_edited(ordak_clone, migrations_copy):
+    path = migrations_copy / "20240915120000_queue_rpcs.sql"
+    path.write_text(path.read_text().replace("least(greatest(p_limit, 1), 500)", "least(greatest(p_limit, 1), 5000)"))
+    run = ordak_clone().run_suite(*PART, f"--migrations-dir={migrations_copy}")
+    assert_exactly(run, Fault("", {"test_applied_migrations_unchanged": (
+        "20240915120000_queue_rpcs.sql: file differs from the statements applied",)}))
+
+
+def test_applied_migration_reformatted_is_not_an_edit(ordak_clone, migrations_copy):
+    """Comments, blank lines, indentation, keyword case and semicolons are not edits."""
+    path = migrations_copy / "20240901090000_core_schema.sql"
+    text = (path.read_text().replace("create table", "CREATE   TABLE")
+            .replace("\ncreate index", "\n-- reviewed\nCREATE\n  INDEX").replace(" on public.", "  ON  public."))
+    path.write_text("/* reformatted */\n" + text)
+    run = ordak_clone().run_suite("tests/test_migrations.py", f"--migrations-dir={migrations_copy}")
+    assert run.exit_code == 0, run.output
+
+
+def test_version_applied_without_a_file(ordak_clone, migrations_copy):
+    (migrations_copy / "20241001080000_messaging_and_platform.sql").unlink()
+    run = ordak_clone().run_suite(*PART, f"--migrations-dir={migrations_copy}")
+    assert_exactly(run, Fault("", {"test_applied_migrations_have_files": (
+        "version 20241001080000 (messaging_and_platform): applied to the database but has no file",)}))
+
+
+def test_missing_migrations_table_is_one_failure(ordak_clone):
+    run = ordak_clone("drop schema supabase_migrations cascade").run_suite(*PART)
+    assert_exactly(run, Fault("", {"test_migration_files_applied": (
+        "supabase_migrations.schema_migrations: table is missing",)},
+        skips=frozenset({"test_applied_migrations_have_files", "test_applied_migrations_unchanged"})))
+
+
+FOREIGN_APP = """
+-- What another app's migrations leave behind under Supabase's default privileges.
+create table public.customer_notes (id bigserial primary key, note text);
+create function public.touch_note(p_id bigint) returns void language sql security definer as
+  $$ update public.customer_notes set note = note where id = p_id $$;
+create schema reporting;
+grant usage on schema reporting to authenticated;
+create table reporting.cache (k text primary key, v jsonb);
+create view reporting.daily_orders as
+  select created_at::date as day, count(*) as orders from public.orders_bannos group by 1;
+grant select on reporting.daily_orders to authenticated;
+create schema private;
+create table private.secrets (k text primary key);
+"""
+
+
+def test_objects_the_contract_does_not_know_are_judged_by_the_general_rules(ordak_clone):
+    run = ordak_clone(FOREIGN_APP).run_suite(*PART)
+    assert not run.with_status("error"), run.output
+    assert run.failed() == {"test_rls_enabled", "test_no_write_grants_to_api_roles",
+                            "test_definer_functions_pin_search_path", "test_anon_cannot_execute_definer_functions",
+                            "test_no_owner_rights_views"}, run.output
+    rls = run.outcome("test_rls_enabled").message
+    assert "public.customer_notes: row level security is off" in rls
+    assert "reporting.cache: row level security is off" in rls
+    assert "private.secrets" not in rls, "a schema the API roles cannot reach is out of scope"
+    assert "public.customer_notes: anon may INSERT, UPDATE, DELETE, TRUNCATE" in \
+        run.outcome("test_no_write_grants_to_api_roles").message
+    assert "public.touch_note(p_id bigint)" in run.outcome("test_definer_functions_pin_search_path").message
+    assert "public.touch_note(p_id bigint)" in run.outcome("test_anon_cannot_execute_definer_functions").message
+    assert "reporting.daily_orders: runs with its owner's rights and authenticated may read it" in \
+        run.outcome("test_no_owner_rights_views").message
+
+
+def test_healthy_reference_passes_everything(ordak_clone):
+    run = ordak_clone().run_suite("tests")
+    assert run.exit_code == 0, run.output
+    assert run.outcomes and run.with_status("passed") == {k.split("::", 1)[1] for k in run.outcomes}, run.output
