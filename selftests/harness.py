@@ -46,12 +46,17 @@ class SuiteRun:
         return {key.split("::", 1)[1] for key, o in self.outcomes.items() if o.status == status}
 
 
-def run_suite(*args: str, env: dict[str, str], workdir: Path) -> SuiteRun:
-    """`python -m pytest *args` from the project root, reports written into workdir."""
+def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool = False) -> SuiteRun:
+    """`python -m pytest *args` from the project root, reports written into workdir.
+
+    Hypothesis's pytest plugin imports all of Hypothesis at startup (0.6 s a run); runs that
+    include no Hypothesis test leave it out."""
     workdir.mkdir(parents=True, exist_ok=True)
     xml, html = workdir / "junit.xml", workdir / "report.html"
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                f"--junitxml={xml}", f"--html={html}", *args]
+    if not hypothesis:
+        command[3:3] = ["-p", "no:hypothesispytest"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
     done = subprocess.run(command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
                           timeout=SUITE_TIMEOUT)
@@ -87,9 +92,10 @@ class Clone:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql)
 
-    def run_suite(self, *args: str, env_name: str = "staging", extra_env: dict | None = None) -> SuiteRun:
+    def run_suite(self, *args: str, env_name: str = "staging", extra_env: dict | None = None,
+                  hypothesis: bool = False) -> SuiteRun:
         """Runs the verification suite (tests/ unless args name tests) against this clone."""
         self.runs += 1
         variable = f"ORDAK_{env_name.upper()}_DB_URL"
         return run_suite(f"--env={env_name}", *args, env={variable: self.url, **(extra_env or {})},
-                         workdir=self.workdir / f"run{self.runs}")
+                         workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis)

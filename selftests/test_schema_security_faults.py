@@ -268,6 +268,6 @@ def test_objects_the_contract_does_not_know_are_judged_by_the_general_rules(orda
 
 
 def test_healthy_reference_passes_everything(ordak_clone):
-    run = ordak_clone().run_suite("tests")
+    run = ordak_clone().run_suite("tests", hypothesis=True)
     assert run.exit_code == 0, run.output
     assert run.outcomes and run.with_status("passed") == {k.split("::", 1)[1] for k in run.outcomes}, run.output
