@@ -25,3 +25,17 @@ def tables() -> dict[str, dict]:
 
 def read_rpcs() -> list[str]:
     return [name for name, rpc in contract()["rpcs"].items() if rpc.get("read")]
+
+
+def thresholds(overrides=None) -> dict[str, float]:
+    """The contract's thresholds, with an environment's overrides applied."""
+    return {**contract()["thresholds"], **dict(overrides or {})}
+
+
+def stage_columns(stage: str) -> tuple[str, str]:
+    """The start and complete timestamp columns of a stage (Complete has none)."""
+    return f"{stage.lower()}_start_ts", f"{stage.lower()}_complete_ts"
+
+
+def stages() -> list[str]:
+    return contract()["enums"]["stage_type"]

@@ -7,10 +7,11 @@ from environment variables only. Mistakes in the file are reported as `file:line
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from checks.contract import contract
 from checks.errors import SetupError
 
 ALWAYS_READ_ONLY = {"production"}
@@ -63,6 +64,11 @@ class Environment:
         return tuple(v for v in (os.environ.get(var, "").strip() for var in self.secrets.values()) if v)
 
 
+def read_only(env: Environment) -> Environment:
+    """The same environment, read-only (what --compare-to connects with, whatever the file says)."""
+    return replace(env, read_only=True)
+
+
 def load_environments(path: Path) -> dict[str, Environment]:
     path = Path(path)
     try:
@@ -95,6 +101,8 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
                     fail(sub, f"unknown secret '{sub}'; known: {', '.join(sorted(SECRET_KEYS))}")
                 if key == "secrets" and not (isinstance(subvalue, str) and subvalue.strip()):
                     fail(sub, f"secrets.{sub} must name an environment variable, like \"ORDAK_STAGING_DB_URL\"")
+                if key == "thresholds" and sub not in contract()["thresholds"]:
+                    fail(sub, f"unknown threshold '{sub}'; known: {', '.join(contract()['thresholds'])}")
                 if key == "thresholds" and (isinstance(subvalue, bool) or not isinstance(subvalue, (int, float))):
                     fail(sub, f"thresholds.{sub} must be a number")
             values[key] = MappingProxyType(dict(value))

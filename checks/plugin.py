@@ -14,8 +14,10 @@ import pytest
 from dotenv import load_dotenv
 from pytest_metadata.plugin import metadata_key
 
+from checks.contract import thresholds as contract_thresholds
 from checks.core import Verdict
-from checks.environments import Environment, load_environments
+from checks.data import Clock, parse_restore_point
+from checks.environments import Environment, load_environments, read_only
 from checks.errors import SetupError, redact
 from checks.schema import require_ordak
 from checks.target import Target
@@ -31,6 +33,8 @@ class Run:
     target: Target | None = None
     error: str | None = None
     facts: dict = field(default_factory=dict)
+    compare: Target | None = None  # --compare-to, always read-only
+    clock: Clock | None = None  # what "now" means for freshness, RPO and queue ages
     cluster: object | None = None  # the embedded ReferenceCluster (env local)
     template: object | None = None  # the reference Template the run's clone came from
     clone: str | None = None
@@ -45,6 +49,12 @@ def pytest_addoption(parser):
                     help="target environment from environments.toml (default: local, the embedded reference)")
     group.addoption("--environments", default=None, metavar="PATH",
                     help="environments file (default: environments.toml at the project root)")
+    group.addoption("--restore-point", default=None, metavar="ISO-8601",
+                    help="the time the target was restored to (e.g. 2026-11-20T14:30:00Z): freshness and "
+                         "RPO are measured against it instead of now")
+    group.addoption("--compare-to", default=None, metavar="ENV",
+                    help="another environment (typically production) to compare orders with, day by day "
+                         "up to the reference time; read-only")
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
@@ -68,6 +78,12 @@ def pytest_configure(config):
         run.env = load_environments(Path(config.workerinput["ordak_environments"]))[config.workerinput["ordak_env"]]
         run.url = config.workerinput["ordak_url"]
         run.target = Target(run.env, run.url)
+        run.clock = Clock(datetime.fromisoformat(config.workerinput["ordak_clock"]),
+                          config.workerinput["ordak_restore_point"])
+        if "ordak_compare_env" in config.workerinput:
+            environments = load_environments(Path(config.workerinput["ordak_environments"]))
+            run.compare = Target(read_only(environments[config.workerinput["ordak_compare_env"]]),
+                                 config.workerinput["ordak_compare_url"])
         if "ordak_cluster" in config.workerinput:
             from checks.reference import ReferenceCluster, Template
             run.cluster = ReferenceCluster.attach(config.workerinput["ordak_cluster"])
@@ -108,6 +124,18 @@ def _resolve(config, run: Run) -> None:
     run.facts = {"server_version": run.target.scalar("show server_version"),
                  "user": run.target.scalar("select current_user")}
     require_ordak(run.target)
+    restore_point = config.getoption("restore_point")
+    run.clock = Clock(parse_restore_point(restore_point), True) if restore_point else \
+        Clock(run.target.scalar("select now()"), False)
+    compare_to = config.getoption("compare_to")
+    if compare_to:
+        if compare_to not in environments:
+            raise SetupError(f"--compare-to: unknown environment '{compare_to}'; known: {', '.join(environments)}")
+        if environments[compare_to].embedded:
+            raise SetupError("--compare-to needs an environment reached by URL, not the embedded reference")
+        other = read_only(environments[compare_to])
+        run.compare = Target(other, other.secret("db_url"))
+        require_ordak(run.compare)
 
 
 def _default_report_paths(config) -> None:
@@ -127,6 +155,11 @@ def pytest_configure_node(node):
     node.workerinput["ordak_env"] = run.env.name
     node.workerinput["ordak_environments"] = str(_environments_path(node.config))
     node.workerinput["ordak_url"] = run.url
+    node.workerinput["ordak_clock"] = run.clock.at.isoformat()
+    node.workerinput["ordak_restore_point"] = run.clock.restore_point
+    if run.compare is not None:
+        node.workerinput["ordak_compare_env"] = run.compare.env.name
+        node.workerinput["ordak_compare_url"] = run.compare._url
     if run.cluster is not None:
         node.workerinput["ordak_cluster"] = str(run.cluster.home)
         node.workerinput["ordak_template"] = run.template.name
@@ -166,8 +199,9 @@ def pytest_unconfigure(config):
     run = config.stash.get(RUN, None)
     if run is None:
         return
-    if run.target is not None:
-        run.target.close()
+    for target in (run.target, run.compare):
+        if target is not None:
+            target.close()
     if run.cluster is not None and not _is_worker(config):
         run.cluster.drop(run.clone)
         run.cluster.close()
@@ -178,6 +212,27 @@ def pytest_unconfigure(config):
 def target(pytestconfig) -> Target:
     """The database under test (see checks.target.Target)."""
     return pytestconfig.stash[RUN].target
+
+
+@pytest.fixture(scope="session")
+def clock(pytestconfig) -> Clock:
+    """The reference time: --restore-point, else the database's now() when the run began."""
+    return pytestconfig.stash[RUN].clock
+
+
+@pytest.fixture(scope="session")
+def thresholds(pytestconfig) -> dict:
+    """The contract's thresholds with this environment's overrides."""
+    return contract_thresholds(pytestconfig.stash[RUN].env.thresholds)
+
+
+@pytest.fixture(scope="session")
+def compare_target(pytestconfig) -> Target:
+    """The --compare-to environment (read-only); tests that need it skip without it."""
+    other = pytestconfig.stash[RUN].compare
+    if other is None:
+        pytest.skip("no --compare-to environment given (e.g. --compare-to=production during a drill)")
+    return other
 
 
 @pytest.fixture(scope="session")
@@ -249,6 +304,10 @@ def pytest_sessionstart(session):
     if run.target:
         metadata["Target host"] = run.target.host
         metadata["Target database"] = run.target.dbname
+    if run.clock:
+        metadata["Reference time"] = f"{run.clock.at.isoformat()} ({run.clock.label})"
+    if run.compare:
+        metadata["Compared with"] = f"{run.compare.env.name} ({run.compare.location}, read-only)"
     for key, label in (("server_version", "Server version"), ("user", "Connected as")):
         if key in run.facts:
             metadata[label] = run.facts[key]

@@ -105,9 +105,8 @@ class ReferenceCluster:
         if name in manifest and name in self._databases(name):
             return Template(name, datetime.fromisoformat(manifest[name]["seeded_at"]))
         for stale in self._databases(f"ordak_tpl_{scale}_%"):
-            self._admin(f'alter database "{stale}" is_template false')
-            self.drop(stale)
-            manifest.pop(stale, None)
+            self.drop_template(Template(stale, datetime.now(timezone.utc)))
+        manifest = self._manifest()
         try:
             seeded_at = self._build(name, scale)
         except psycopg.Error as exc:
@@ -133,6 +132,13 @@ class ReferenceCluster:
         self._admin(f'alter database "{building}" rename to "{name}"')
         self._admin(f'alter database "{name}" is_template true allow_connections false')
         return anchor
+
+    def drop_template(self, template: Template) -> None:
+        self._admin(f'alter database "{template.name}" is_template false')
+        self.drop(template.name)
+        manifest = self._manifest()
+        if manifest.pop(template.name, None):
+            self._manifest_path.write_text(json.dumps(manifest, indent=1))
 
     # -- clones ------------------------------------------------------------------
     def clone(self, template: Template, name: str, *, shift_to_now: bool = True) -> str:

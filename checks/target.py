@@ -118,6 +118,7 @@ class Target:
         """A fresh connection in a transaction that always rolls back (read-only if the env is):
         for probes that switch roles but must leave nothing behind."""
         conn = self.connect()
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot for the whole probe
         try:
             with conn.transaction(force_rollback=True):
                 yield conn
