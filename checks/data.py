@@ -120,7 +120,7 @@ def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict)
     ).format(rules=sql.SQL(", ").join(rules), table=_table(store))
     rows = target.query(query, {"cutoff": cutoff, "shown": SHOWN})
     return STAGE_TIMESTAMPS.verdict(store, [{"object": r["id"], "problem": f"{r['stage']}: {r['problem']}"}
-                                            for r in rows], **({"violations": rows[0]["total"]} if rows else {}))
+                                            for r in rows], **({"problems": rows[0]["total"]} if rows else {}))
 
 
 def assignees_exist(target: Target, store: str):

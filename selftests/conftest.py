@@ -25,8 +25,9 @@ def ordak_clone(reference, tmp_path):
     cluster, template = reference
     made = []
 
-    def make(*sql: str, as_admin: bool = False) -> Clone:
-        clone = Clone(cluster, template, f"ordak_clone_{os.getpid()}_{next(_names)}", tmp_path / f"clone{len(made)}")
+    def make(*sql: str, as_admin: bool = False, copy_of: Clone | None = None) -> Clone:
+        name = f"ordak_clone_{os.getpid()}_{next(_names)}"
+        clone = copy_of.copy(name) if copy_of else Clone(cluster, template, name, tmp_path / name)
         made.append(clone)
         for statement in sql:
             clone.execute(statement, as_admin=as_admin)

@@ -81,10 +81,16 @@ def _outcomes(xml: Path) -> dict[str, Outcome]:
 class Clone:
     """One copy of the healthy reference Ordak, to break and to verify."""
 
-    def __init__(self, cluster, template, name: str, workdir: Path):
-        self.cluster, self.name, self.workdir = cluster, name, workdir
-        self.url = cluster.clone(template, name)
+    def __init__(self, cluster, template, name: str, workdir: Path, *, shift_to_now: bool = True):
+        self.cluster, self.template, self.name, self.workdir = cluster, template, name, workdir
+        self.url = cluster.clone(template, name, shift_to_now=shift_to_now)
         self.runs = 0
+
+    def copy(self, name: str) -> "Clone":
+        """An exact copy of this clone as it is now (same clock), e.g. to compare with."""
+        from checks.reference import Template
+        return Clone(self.cluster, Template(self.name, self.template.seeded_at), name,
+                     self.workdir.parent / name, shift_to_now=False)
 
     def execute(self, sql: str, *, as_admin: bool = False) -> None:
         """Applies SQL as postgres (the owner, as a hand-fix would) or as the superuser."""

@@ -1,0 +1,179 @@
+"""Fault catalogue for store data, RPO, the day-by-day comparison and queue health.
+
+Each fault breaks a clone of the healthy reference (whose clock is moved to now); the store
+data and queue tests run against it as a user would, and exactly the intended test ids must
+fail, naming the orders, jobs or values at fault.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pytest
+
+from checks.migrations import split_statements
+from checks.reference import MIGRATIONS_DIR
+
+PART = ("tests/test_store_data.py", "tests/test_queue.py")
+# Without --compare-to, the comparison has nothing to compare with: skipped, with that reason.
+NO_COMPARE = frozenset({"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"})
+OPEN_RPCS = frozenset(f"{test}[{store}]" for store in ("bannos", "flourlane") for test in (
+    "test_get_queue_lists_open_orders", "test_unassigned_counts_match", "test_queue_stats_match"))
+
+
+def rpc_definition(name: str) -> str:
+    """The CREATE FUNCTION statement of an RPC, from the reference's migrations."""
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+        for statement in split_statements(path.read_text()):
+            start = statement.find(f"create function public.{name}(")
+            if start >= 0:  # past the comments that lead the statement
+                return statement[start:].replace("create function", "create or replace function", 1)
+    raise LookupError(name)
+
+
+@dataclass(frozen=True)
+class Fault:
+    sql: str
+    fails: dict[str, tuple[str, ...]]
+    skips: frozenset[str] = NO_COMPARE
+    as_admin: bool = False
+    restore_point_now: bool = False
+
+
+FIRST_PACKING_BANNOS = "(select id from public.orders_bannos where stage = 'Packing' order by id limit 1)"
+FIRST_COMPLETE_BANNOS = "(select id from public.orders_bannos where stage = 'Complete' order by id limit 1)"
+
+FAULTS = {
+    "empty_store": Fault(
+        "delete from public.orders_flourlane",
+        {"test_store_not_empty[flourlane]": ("public.orders_flourlane: table has no orders",)},
+        skips=NO_COMPARE | {"test_last_order_fresh[flourlane]"}),
+    "created_at_in_the_future": Fault(
+        "update public.orders_bannos set created_at = now() + interval '2 days' where id = 'bannos-18100'",
+        {"test_no_orders_after_reference_time[bannos]": ("bannos-18100: created", "after the now")}),
+    "shifted_past_the_rpo": Fault(
+        "update public.orders_bannos set created_at = created_at - interval '3 days';"
+        "update public.orders_flourlane set created_at = created_at - interval '3 days'",
+        {"test_last_order_fresh[bannos]": ("h before the restore point", "the limit is 24 h"),
+         "test_last_order_fresh[flourlane]": ("h before the restore point", "the limit is 24 h")},
+        restore_point_now=True),
+    "packing_without_filling_complete": Fault(
+        f"update public.orders_bannos set filling_complete_ts = null where id = {FIRST_PACKING_BANNOS}",
+        {"test_stage_timestamps_consistent[bannos]": ("Packing: past Filling but filling_complete_ts is null",)}),
+    "completed_before_started": Fault(
+        "update public.orders_flourlane set covering_complete_ts = covering_start_ts - interval '1 hour'"
+        " where id = 'flourlane-24001'",
+        {"test_stage_timestamps_consistent[flourlane]": (
+            "flourlane-24001: Complete: covering_complete_ts is before covering_start_ts",)}),
+    "assignee_gone": Fault(
+        "alter table public.orders_flourlane drop constraint orders_flourlane_assignee_id_fkey;"
+        "update public.orders_flourlane set assignee_id = '00000000-0000-4000-8000-000000000001'"
+        " where id = 'flourlane-24010'",
+        {"test_assignees_exist[flourlane]": (
+            "flourlane-24010: assigned to 00000000-0000-4000-8000-000000000001, who is not in staff_shared",)}),
+    "duplicated_shopify_id": Fault(
+        "alter table public.orders_bannos drop constraint orders_bannos_shopify_order_id_key;"
+        "update public.orders_bannos set shopify_order_id = 5200000000001 where id = 'bannos-18002'",
+        {"test_shopify_ids_unique[bannos]": ("bannos-18001, bannos-18002: share shopify_order_id 5200000000001",)}),
+    "stage_events_lost": Fault(
+        f"delete from public.stage_events where store = 'bannos' and order_id = {FIRST_COMPLETE_BANNOS}"
+        " and stage = 'Covering' and event_type = 'complete'",
+        {"test_stage_events_present[bannos]": ("completed Covering but stage_events has no 'complete' event",)}),
+    "600_pending_jobs": Fault(
+        "insert into public.work_queue (topic, status, dedupe_key)"
+        " select 'inventory_push', 'pending', 'flood-' || i from generate_series(1, 600) i",
+        {"test_queue_pending_below_limit": ("603 pending jobs; the limit is 500",)}),
+    "pending_job_2h_old": Fault(
+        "insert into public.work_queue (topic, status, created_at, dedupe_key)"
+        " values ('inventory_push', 'pending', now() - interval '2 hours', 'stuck-1')",
+        {"test_queue_oldest_pending_recent": ("(inventory_push): pending since", "120 min before the now",
+                                              "the limit is 15 min")}),
+    "stale_lock_1h": Fault(
+        "insert into public.work_queue (topic, status, created_at, locked_at, locked_by, dedupe_key)"
+        " values ('order_label', 'processing', now() - interval '61 minutes', now() - interval '60 minutes',"
+        " 'worker-9', 'locked-1')",
+        {"test_queue_no_stale_locks": ("(order_label, processing): locked by worker-9 for 60 min",)}),
+    "retries_exceeded": Fault(
+        "update public.work_queue set retry_count = 9 where dedupe_key = 'inventory_push:seed-f1'",
+        {"test_queue_retries_within_max": ("(inventory_push, failed): retried 9 times; the maximum is 5",)}),
+    "get_queue_lists_complete": Fault(
+        rpc_definition("get_queue").replace("where o.stage <> 'Complete'\n      and ", "where "),
+        {"test_get_queue_lists_open_orders[bannos]": ("get_queue('bannos')", "Complete order(s) listed: bannos-"),
+         "test_get_queue_lists_open_orders[flourlane]": ("Complete order(s) listed: flourlane-",)}),
+    "unassigned_counts_off_by_one": Fault(
+        rpc_definition("get_unassigned_counts").replace(
+            "select s.label::text, count(o.id)", "select s.label::text, count(o.id) + (s.label = 'Covering')::int"),
+        {"test_unassigned_counts_match[bannos]": ("get_unassigned_counts('bannos')", "Covering: says"),
+         "test_unassigned_counts_match[flourlane]": ("Covering: says",)}),
+    "queue_stats_miscounts": Fault(
+        rpc_definition("get_queue_stats").replace("filter (where stage = 'Complete')", "filter (where stage = 'Packing')"),
+        {"test_queue_stats_match[bannos]": ("get_queue_stats('bannos').complete_count: says 16, the table has 252",),
+         "test_queue_stats_match[flourlane]": ("complete_count: says",)}),
+    "no_staff_to_call_as": Fault(
+        "update public.staff_shared set is_active = false where role in ('Admin', 'Supervisor')",
+        {"test_staff_user_available": ("public.staff_shared: no active, approved Admin or Supervisor",)},
+        skips=NO_COMPARE | OPEN_RPCS),
+}
+
+
+def assert_exactly(run, fails: dict, skips: frozenset) -> None:
+    assert not run.with_status("error"), run.output
+    assert run.failed() == set(fails), run.output
+    for test, fragments in fails.items():
+        message = run.outcome(test).message
+        for fragment in fragments:
+            assert fragment in message, f"{test}: {fragment!r} not in:\n{message}"
+    assert run.with_status("skipped") == set(skips), run.output
+
+
+@pytest.mark.parametrize("name", FAULTS)
+def test_fault_is_caught(ordak_clone, name):
+    fault = FAULTS[name]
+    args = [f"--restore-point={datetime.now(timezone.utc).isoformat()}"] if fault.restore_point_now else []
+    run = ordak_clone(fault.sql, as_admin=fault.as_admin).run_suite(*PART, *args)
+    assert_exactly(run, fault.fails, fault.skips)
+
+
+def test_healthy_reference_passes(ordak_clone):
+    run = ordak_clone().run_suite(*PART)
+    assert_exactly(run, {}, NO_COMPARE)
+    assert "hours_since_last_order=0.0" in run.output, "the freshness of each store is in the output"
+
+
+def test_rpo_per_store_is_in_the_output(ordak_clone):
+    run = ordak_clone().run_suite("tests/test_store_data.py", f"--restore-point={datetime.now(timezone.utc).isoformat()}")
+    assert run.exit_code == 0, run.output
+    for store in ("bannos", "flourlane"):
+        assert f"test_last_order_fresh[{store}]: last_order_at=" in run.output and "rpo_hours=0.0" in run.output
+
+
+FIVE = ("bannos-18200", "bannos-18201", "bannos-18202", "bannos-18203", "bannos-18204")
+DELETE_FIVE = f"delete from public.orders_bannos where id in ({', '.join(repr(i) for i in FIVE)})"
+
+
+@pytest.mark.parametrize("side", ["restored copy", "compared env"])
+def test_comparison_names_the_five_missing_orders(ordak_clone, side):
+    production = ordak_clone()
+    restored = ordak_clone(copy_of=production)
+    (restored if side == "restored copy" else production).execute(DELETE_FIVE)
+    run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+    assert_exactly(run, {"test_matches_compared_env[bannos]": FIVE}, frozenset())
+    message = run.outcome("test_matches_compared_env[bannos]").message
+    assert ("staging lacks" if side == "restored copy" else "that production lacks") in message
+    assert ("orders_missing=5" if side == "restored copy" else "orders_extra=5") in run.output
+
+
+def test_comparison_finds_a_lost_day(ordak_clone):
+    production = ordak_clone()
+    day = "(select (created_at at time zone 'UTC')::date from public.orders_flourlane where id = 'flourlane-24150')"
+    restored = ordak_clone(f"delete from public.orders_flourlane where (created_at at time zone 'UTC')::date = {day}",
+                           copy_of=production)
+    run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+    assert_exactly(run, {"test_matches_compared_env[flourlane]": ("staging lacks", "flourlane-24150")}, frozenset())
+
+
+def test_identical_copies_compare_clean(ordak_clone):
+    production = ordak_clone()
+    run = ordak_clone(copy_of=production).run_suite(
+        "tests/test_store_data.py", "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+    assert run.exit_code == 0, run.output
+    assert "days_compared=" in run.output
