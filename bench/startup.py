@@ -78,8 +78,9 @@ def main() -> None:
     parser.add_argument("--warm-runs", type=int, default=5)
     parser.add_argument("--clone-runs", type=int, default=20)
     parser.add_argument("--seed-scales", type=int, nargs="*", default=[10_000])
-    parser.add_argument("parts", nargs="*", choices=["startup", "clone", "seed"], default=["startup", "clone", "seed"])
+    parser.add_argument("parts", nargs="*", metavar="PART", help="any of: startup, clone, seed (default: all)")
     args = parser.parse_args()
+    args.parts = args.parts or ["startup", "clone", "seed"]
     if "startup" in args.parts:
         startup(args.warm_runs)
     if "clone" in args.parts:

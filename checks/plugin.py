@@ -55,6 +55,9 @@ def pytest_addoption(parser):
     group.addoption("--compare-to", default=None, metavar="ENV",
                     help="another environment (typically production) to compare orders with, day by day "
                          "up to the reference time; read-only")
+    group.addoption("--persist-smoke", action="store_true",
+                    help="keep the smoke flow's test order (writable, non-production envs only); "
+                         "the run prints how to remove it")
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
@@ -124,6 +127,8 @@ def _resolve(config, run: Run) -> None:
     run.facts = {"server_version": run.target.scalar("show server_version"),
                  "user": run.target.scalar("select current_user")}
     require_ordak(run.target)
+    if config.getoption("persist_smoke") and env.read_only:
+        raise SetupError(f"--persist-smoke writes a test order; environment '{env.name}' is read-only")
     restore_point = config.getoption("restore_point")
     run.clock = Clock(parse_restore_point(restore_point), True) if restore_point else \
         Clock(run.target.scalar("select now()"), False)
@@ -233,6 +238,11 @@ def compare_target(pytestconfig) -> Target:
     if other is None:
         pytest.skip("no --compare-to environment given (e.g. --compare-to=production during a drill)")
     return other
+
+
+@pytest.fixture(scope="session")
+def persist_smoke(pytestconfig) -> bool:
+    return pytestconfig.getoption("persist_smoke")
 
 
 @pytest.fixture(scope="session")

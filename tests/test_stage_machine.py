@@ -1,0 +1,65 @@
+"""Random sequences of stage RPC calls (repeats, out of order, wrong store, any role) on fresh
+orders, with Ordak's stage-machine invariants checked after every call. Hypothesis shrinks a
+failure to the shortest sequence of calls that shows it, and prints it. Writes in sandbox()."""
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, rule, run_state_machine_as_test
+
+from checks import rpc
+from checks.contract import contract, stage_columns, stages
+
+pytestmark = pytest.mark.writes
+
+STORES = contract()["stores"]
+RPCS = list(rpc.behaviour())
+# The only moves a stage may make, and the RPC allowed to make each.
+MOVES = {(spec["from"], spec["to"]): name for name, spec in rpc.behaviour().items() if "to" in spec}
+TIMESTAMPS = [column for stage in stages()[:-1] for column in stage_columns(stage)]
+
+
+class StageMachine(RuleBasedStateMachine):
+    orders = Bundle("orders")
+
+    def __init__(self, target):
+        super().__init__()
+        self.target = target
+        self._sandbox = target.sandbox()
+        self.conn = self._sandbox.__enter__()
+        self.actors = rpc.create_actors(self.conn)
+
+    @rule(target=orders, store=st.sampled_from(STORES))
+    def new_order(self, store):
+        return store, rpc.fresh_order(self.conn, store)
+
+    @rule(order=orders, name=st.sampled_from(RPCS), caller=st.sampled_from(rpc.ROLES), wrong_store=st.booleans())
+    def call(self, order, name, caller, wrong_store):
+        store, order_id = order
+        called_store = next(s for s in STORES if s != store) if wrong_store else store
+        before = rpc.snapshot(self.conn, store, order_id)
+        answer = rpc.invoke(self.target, self.conn, self.actors[caller], name,
+                            rpc.arguments(name, called_store, order_id, self.actors["Staff"].user_id))
+        after = rpc.snapshot(self.conn, store, order_id)
+        changed = [key for key in before if key != "events" and before[key] != after[key]]
+        events = after["events"] - before["events"]
+
+        if answer.rejected:
+            assert not changed and not events, \
+                f"{name} was rejected ({answer}) but left a trace: {changed or ''} {events} event(s)"
+        if before["stage"] != after["stage"]:
+            move = (before["stage"], after["stage"])
+            assert MOVES.get(move) == name, f"{name} moved the order {move[0]} -> {move[1]}, not a move it may make"
+        for column in TIMESTAMPS:
+            assert before[column] is None or before[column] == after[column], \
+                f"{name} changed {column} once set: {before[column]} -> {after[column]}"
+        assert events == (1 if changed else 0), \
+            f"{name} changed {changed or 'nothing'} and logged {events} stage event(s); expected {1 if changed else 0}"
+
+    def teardown(self):
+        self._sandbox.__exit__(None, None, None)
+
+
+def test_stage_machine_invariants(target):
+    run_state_machine_as_test(lambda: StageMachine(target),
+                              settings=settings(settings.default, max_examples=60, stateful_step_count=30))
