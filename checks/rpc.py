@@ -103,6 +103,17 @@ def snapshot(conn: psycopg.Connection, store: str, order_id: str) -> dict:
     return dict(row)
 
 
+def age_timestamps(conn: psycopg.Connection, store: str, order_id: str) -> None:
+    """Moves the order's stage timestamps an hour back. Inside one sandbox transaction now()
+    never moves, so an RPC that wrongly resets a timestamp to now() would look harmless; real
+    calls are separate transactions. Aging between calls makes such a reset visible."""
+    columns = [c for stage in stages()[:-1] for c in stage_columns(stage)]
+    conn.execute(sql.SQL("update {} set {} where id = %s").format(
+        sql.Identifier("public", orders_table(store)),
+        sql.SQL(", ").join(sql.SQL("{0} = {0} - interval '1 hour'").format(sql.Identifier(c)) for c in columns)),
+        (order_id,))
+
+
 def last_event(conn: psycopg.Connection, store: str, order_id: str) -> str | None:
     row = conn.execute("select event_type from public.stage_events where store = %s and order_id = %s "
                        "order by at_ts desc, id desc limit 1", (store, order_id)).fetchone()
@@ -149,7 +160,7 @@ def invoke(target: Target, conn: psycopg.Connection, caller: Actor | str | None,
     return Answer(next(iter(rows[0].values())) if rows else None)
 
 
-def _missing(target: Target, name: str) -> str | None:
+def missing_rpc(target: Target, name: str) -> str | None:
     if not catalog.functions(target, ["public"], [name]):
         return f"public.{name} is missing: see test_rpc[{name}]"
     return None
@@ -176,7 +187,7 @@ def _prepare_for(conn, store: str, name: str, actors: dict[str, Actor]) -> str:
 def idempotence(target: Target, store: str, name: str) -> tuple[Verdict, Verdict]:
     """(effect verdict, answer verdict) of calling the RPC twice on a suitable order."""
     subject = f"{store}-{name}"
-    missing = _missing(target, name)
+    missing = missing_rpc(target, name)
     if missing:
         return REPEAT_EFFECT.blocked(subject, missing), REPEAT_ANSWER.blocked(subject, missing)
     spec = behaviour()[name]
@@ -186,12 +197,15 @@ def idempotence(target: Target, store: str, name: str) -> tuple[Verdict, Verdict
         args = arguments(name, store, order_id, actors["Staff"].user_id)
         before = snapshot(conn, store, order_id)
         first = invoke(target, conn, actors["Admin"], name, args)
-        middle = snapshot(conn, store, order_id)
+        after_first = snapshot(conn, store, order_id)
         logged = last_event(conn, store, order_id)
+        age_timestamps(conn, store, order_id)
+        middle = snapshot(conn, store, order_id)
         second = invoke(target, conn, actors["Admin"], name, args)
         after = snapshot(conn, store, order_id)
     where = f"{name}('{order_id}')"
-    effect = [{"object": where, "problem": f"first call: {p}"} for p in _first_call_problems(spec, first, before, middle, logged)]
+    effect = [{"object": where, "problem": f"first call: {p}"}
+              for p in _first_call_problems(spec, first, before, after_first, logged)]
     effect += [{"object": where, "problem": f"second call changed {change}"} for change in _changes(middle, after)]
     return (REPEAT_EFFECT.verdict(subject, effect),
             REPEAT_ANSWER.verdict(subject, _answer_problems(spec, second, where)))
@@ -237,7 +251,7 @@ def _wrong_stage(spec: dict) -> str:
 
 def invalid_transition(target: Target, store: str, name: str) -> Verdict:
     subject = f"{store}-{name}"
-    missing = _missing(target, name)
+    missing = missing_rpc(target, name)
     if missing:
         return INVALID_TRANSITION.blocked(subject, missing)
     wrong = _wrong_stage(behaviour()[name])
@@ -260,7 +274,7 @@ def _refusal_problems(where: str, answer: Answer, before: dict, after: dict) -> 
 def refused(target: Target, store: str, name: str, caller: str) -> Verdict:
     """caller: 'below' (a staff user under the RPC's role), 'anon', or 'unknown' (not staff)."""
     check = {"below": ROLE_REQUIRED, "anon": ANON_REFUSED, "unknown": UNKNOWN_USER_REFUSED}[caller]
-    missing = _missing(target, name)
+    missing = missing_rpc(target, name)
     if missing:
         return check.blocked(name, missing)
     with target.sandbox() as conn:

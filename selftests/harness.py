@@ -105,3 +105,16 @@ class Clone:
         variable = f"ORDAK_{env_name.upper()}_DB_URL"
         return run_suite(f"--env={env_name}", *args, env={variable: self.url, **(extra_env or {})},
                          workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis)
+
+
+def rpc_definition(name: str) -> str:
+    """The CREATE OR REPLACE FUNCTION statement of a reference RPC, from its migration: a
+    fault test edits it to break the RPC in one precise way."""
+    from checks.migrations import migration_files
+    from checks.reference import MIGRATIONS_DIR
+    for migration in migration_files(MIGRATIONS_DIR):
+        for statement in migration.statements():
+            start = statement.find(f"create function public.{name}(")
+            if start >= 0:  # past the comments that lead the statement
+                return statement[start:].replace("create function", "create or replace function", 1)
+    raise LookupError(name)

@@ -10,24 +10,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from checks.migrations import split_statements
-from checks.reference import MIGRATIONS_DIR
+from selftests.harness import rpc_definition
 
 PART = ("tests/test_store_data.py", "tests/test_queue.py")
 # Without --compare-to, the comparison has nothing to compare with: skipped, with that reason.
 NO_COMPARE = frozenset({"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"})
 OPEN_RPCS = frozenset(f"{test}[{store}]" for store in ("bannos", "flourlane") for test in (
     "test_get_queue_lists_open_orders", "test_unassigned_counts_match", "test_queue_stats_match"))
-
-
-def rpc_definition(name: str) -> str:
-    """The CREATE FUNCTION statement of an RPC, from the reference's migrations."""
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-        for statement in split_statements(path.read_text()):
-            start = statement.find(f"create function public.{name}(")
-            if start >= 0:  # past the comments that lead the statement
-                return statement[start:].replace("create function", "create or replace function", 1)
-    raise LookupError(name)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ def scannable(target):
     """Up to 200 orders per store (id, number, whether the other store uses the number too)."""
     stores = contract()["stores"]
     present = [s for s in stores if target.scalar("select to_regclass(%s) is not null", (f"public.{orders_table(s)}",))]
-    if len(present) < len(stores) or rpc._missing(target, "get_order_for_scan") or queue.staff_user(target) is None:
+    if len(present) < len(stores) or rpc.missing_rpc(target, "get_order_for_scan") or queue.staff_user(target) is None:
         pytest.skip("needs both order tables, get_order_for_scan and a staff user: see test_table, test_rpc "
                     "and test_staff_user_available")
     rows = []

@@ -37,6 +37,7 @@ class StageMachine(RuleBasedStateMachine):
     def call(self, order, name, caller, wrong_store):
         store, order_id = order
         called_store = next(s for s in STORES if s != store) if wrong_store else store
+        rpc.age_timestamps(self.conn, store, order_id)  # as if each call were its own transaction
         before = rpc.snapshot(self.conn, store, order_id)
         answer = rpc.invoke(self.target, self.conn, self.actors[caller], name,
                             rpc.arguments(name, called_store, order_id, self.actors["Staff"].user_id))
