@@ -101,7 +101,8 @@ def data_part(bench: Bench, template: Template, scale: int) -> None:
         script.parent.mkdir(exist_ok=True)
         script.write_text("".join(s.rstrip().rstrip(";") + ";\n" for s in statements))
         started = time.perf_counter()
-        subprocess.run([str(binary("psql")), "-X", "-q", "-o", "/dev/null", "-f", str(script), url], check=True,
+        subprocess.run([str(binary("psql")), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", "-f",
+                        str(script), url], check=True,
                        env={**env_base(), "PGOPTIONS": "-c default_transaction_read_only=on"})
         floor = time.perf_counter() - started
         summary = output.strip().splitlines()[-1]
@@ -124,7 +125,7 @@ def logged_statements(log: str) -> list[str]:
         elif re.match(r"LOG:  execute [^:]*: ", entry):
             pending = re.sub(r"^LOG:  execute [^:]*: ", "", entry).strip()
             statements.append(pending)
-        elif entry.startswith("DETAIL:  parameters: ") and pending is not None:
+        elif entry.lower().startswith("detail:  parameters: ") and pending is not None:
             values = dict(re.findall(r"\$(\d+) = ('(?:[^']|'')*'|NULL)", entry))
             statements[-1] = re.sub(r"\$(\d+)\b", lambda m: values.get(m.group(1), m.group(0)), pending)
             pending = None

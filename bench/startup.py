@@ -56,6 +56,7 @@ def clones(runs: int) -> None:
               f"with the clock shift {median_ms(shifted)} ms ({runs} runs, new connection each)")
     finally:
         cluster.server.destroy()
+        shutil.rmtree(cluster.home, ignore_errors=True)
 
 
 def seeds(scales: list[int]) -> None:
@@ -71,6 +72,7 @@ def seeds(scales: list[int]) -> None:
             cluster.drop_template(template)
     finally:
         cluster.server.destroy()
+        shutil.rmtree(cluster.home, ignore_errors=True)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ EXIT_SETUP = pytest.ExitCode.USAGE_ERROR
 class Run:
     """What this pytest process knows about the target of the run."""
     env: Environment | None = None
-    url: str | None = None
     target: Target | None = None
     error: str | None = None
     facts: dict = field(default_factory=dict)
@@ -78,20 +77,7 @@ def pytest_configure(config):
     run = Run()
     config.stash[RUN] = run
     if _is_worker(config):
-        run.env = load_environments(Path(config.workerinput["ordak_environments"]))[config.workerinput["ordak_env"]]
-        run.url = config.workerinput["ordak_url"]
-        run.target = Target(run.env, run.url)
-        run.clock = Clock(datetime.fromisoformat(config.workerinput["ordak_clock"]),
-                          config.workerinput["ordak_restore_point"])
-        if "ordak_compare_env" in config.workerinput:
-            environments = load_environments(Path(config.workerinput["ordak_environments"]))
-            run.compare = Target(read_only(environments[config.workerinput["ordak_compare_env"]]),
-                                 config.workerinput["ordak_compare_url"])
-        if "ordak_cluster" in config.workerinput:
-            from checks.reference import ReferenceCluster, Template
-            run.cluster = ReferenceCluster.attach(config.workerinput["ordak_cluster"])
-            run.template = Template(config.workerinput["ordak_template"],
-                                    datetime.fromisoformat(config.workerinput["ordak_seeded_at"]))
+        _receive(config.workerinput, run)
         return
     _default_report_paths(config)
     config.pluginmanager.register(FactsSummary(), "ordak-facts")
@@ -120,10 +106,10 @@ def _resolve(config, run: Run) -> None:
         run.cluster = ReferenceCluster.open("suite")
         run.template = run.cluster.template(env.scale or DEFAULT_SCALE)
         run.clone = f"ordak_run_{os.getpid()}"
-        run.url = run.cluster.clone(run.template, run.clone)
+        url = run.cluster.clone(run.template, run.clone)
     else:
-        run.url = env.secret("db_url")
-    run.target = Target(env, run.url)
+        url = env.secret("db_url")
+    run.target = Target(env, url)
     run.facts = {"server_version": run.target.scalar("show server_version"),
                  "user": run.target.scalar("select current_user")}
     require_ordak(run.target)
@@ -156,19 +142,30 @@ def _default_report_paths(config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
-    run = node.config.stash[RUN]
-    node.workerinput["ordak_env"] = run.env.name
-    node.workerinput["ordak_environments"] = str(_environments_path(node.config))
-    node.workerinput["ordak_url"] = run.url
-    node.workerinput["ordak_clock"] = run.clock.at.isoformat()
-    node.workerinput["ordak_restore_point"] = run.clock.restore_point
+    """Hands the resolved run to an xdist worker (over execnet, never printed)."""
+    run, given = node.config.stash[RUN], node.workerinput
+    given["ordak_environments"] = str(_environments_path(node.config))
+    given["ordak_env"], given["ordak_url"] = run.env.name, run.target.url
+    given["ordak_clock"], given["ordak_restore_point"] = run.clock.at.isoformat(), run.clock.restore_point
     if run.compare is not None:
-        node.workerinput["ordak_compare_env"] = run.compare.env.name
-        node.workerinput["ordak_compare_url"] = run.compare._url
+        given["ordak_compare_env"], given["ordak_compare_url"] = run.compare.env.name, run.compare.url
     if run.cluster is not None:
-        node.workerinput["ordak_cluster"] = str(run.cluster.home)
-        node.workerinput["ordak_template"] = run.template.name
-        node.workerinput["ordak_seeded_at"] = run.template.seeded_at.isoformat()
+        given["ordak_cluster"], given["ordak_template"] = str(run.cluster.home), run.template.name
+        given["ordak_seeded_at"] = run.template.seeded_at.isoformat()
+
+
+def _receive(given: dict, run: Run) -> None:
+    """A worker's side of pytest_configure_node."""
+    environments = load_environments(Path(given["ordak_environments"]))
+    run.env = environments[given["ordak_env"]]
+    run.target = Target(run.env, given["ordak_url"])
+    run.clock = Clock(datetime.fromisoformat(given["ordak_clock"]), given["ordak_restore_point"])
+    if "ordak_compare_env" in given:
+        run.compare = Target(read_only(environments[given["ordak_compare_env"]]), given["ordak_compare_url"])
+    if "ordak_cluster" in given:
+        from checks.reference import ReferenceCluster, Template
+        run.cluster = ReferenceCluster.attach(given["ordak_cluster"])
+        run.template = Template(given["ordak_template"], datetime.fromisoformat(given["ordak_seeded_at"]))
 
 
 @pytest.hookimpl(tryfirst=True)

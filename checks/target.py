@@ -38,6 +38,11 @@ class Target:
     def __repr__(self) -> str:
         return f"Target(env={self.env.name!r}, {self.location})"
 
+    @property
+    def url(self) -> str:
+        """The full URL, password included: for handing to another process, never to print."""
+        return self._url
+
     # -- what the report may show ------------------------------------------------
     @property
     def host(self) -> str:

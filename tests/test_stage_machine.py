@@ -63,4 +63,4 @@ class StageMachine(RuleBasedStateMachine):
 
 def test_stage_machine_invariants(target):
     run_state_machine_as_test(lambda: StageMachine(target),
-                              settings=settings(settings.default, max_examples=60, stateful_step_count=30))
+                              settings=settings(settings.default, max_examples=200, stateful_step_count=50))
