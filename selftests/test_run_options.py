@@ -1,0 +1,56 @@
+"""Run options end to end: the report's environment table, --persist-smoke, and xdist
+workers receiving everything the controller resolved."""
+
+import re
+
+import psycopg
+
+SECRET = "s3cret-in-the-url"
+
+
+def test_report_names_the_target_and_never_the_secret(ordak_clone, reference):
+    cluster, _ = reference
+    clone = ordak_clone()
+    with psycopg.connect(cluster.server.admin_url(), autocommit=True) as conn:
+        conn.execute("drop role if exists ordak_password_reporter")
+        conn.execute(f"create role ordak_password_reporter login password '{SECRET}' in role postgres")
+    url = clone.url.replace("postgres@", f"ordak_password_reporter:{SECRET}@")
+    run = clone.run_suite("tests/test_schema.py", "-k", "test_enum", extra_env={"ORDAK_STAGING_DB_URL": url})
+    assert run.exit_code == 0, run.output
+    html = run.report.read_text()
+    for shown in ("Environment", "staging", "Target database", clone.name, "Server version", "18."):
+        assert shown in html, shown
+    assert SECRET not in html and SECRET not in run.output
+
+
+def test_persist_smoke_keeps_the_order_and_says_how_to_remove_it(ordak_clone):
+    clone = ordak_clone()
+    run = clone.run_suite("tests/test_smoke_flow.py", "--persist-smoke")
+    assert run.exit_code == 0, run.output
+    kept = re.findall(r"kept=(bannos-\d+|flourlane-\d+) is kept", run.output)
+    assert len(kept) == 2, run.output
+    removal = re.search(r"remove it with: (delete from public\.stage_events where store = 'bannos'.*?;.*?;)", run.output)
+    with psycopg.connect(clone.url, autocommit=True) as conn:
+        for order_id in kept:
+            store = order_id.split("-")[0]
+            stage = conn.execute(f"select stage::text from public.orders_{store} where id = %s", (order_id,)).fetchone()
+            assert stage == ("Complete",), f"{order_id} was not kept"
+        conn.execute(removal.group(1))
+        assert conn.execute("select count(*) from public.orders_bannos where id = %s", (kept[0],)).fetchone() == (0,)
+
+
+def test_persist_smoke_is_refused_on_a_read_only_env(ordak_clone):
+    run = ordak_clone().run_suite("tests/test_smoke_flow.py", "--persist-smoke", env_name="production")
+    assert run.exit_code == 4
+    assert "ERROR: --persist-smoke writes a test order; environment 'production' is read-only" in run.output
+
+
+def test_xdist_workers_get_the_comparison_and_the_restore_point(ordak_clone):
+    production = ordak_clone()
+    restored = ordak_clone("delete from public.orders_flourlane where id = 'flourlane-24007'", copy_of=production)
+    run = restored.run_suite("tests/test_store_data.py", "-n", "2", "--restore-point=2099-01-01T00:00:00Z",
+                             "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+    assert run.failed() == {"test_matches_compared_env[flourlane]", "test_last_order_fresh[bannos]",
+                            "test_last_order_fresh[flourlane]"}, run.output
+    assert "flourlane-24007" in run.outcome("test_matches_compared_env[flourlane]").message
+    assert "before the restore point (2099-01-01 00:00" in run.outcome("test_last_order_fresh[bannos]").message
