@@ -46,6 +46,18 @@ class SuiteRun:
         return {key.split("::", 1)[1] for key, o in self.outcomes.items() if o.status == status}
 
 
+def assert_outcomes(run: SuiteRun, fails: dict[str, tuple[str, ...]], skips=frozenset()) -> None:
+    """Exactly these tests failed, each message holding its fragments; exactly these skipped;
+    nothing errored."""
+    assert not run.with_status("error"), run.output
+    assert run.failed() == set(fails), run.output
+    for test, fragments in fails.items():
+        message = run.outcome(test).message
+        for fragment in fragments:
+            assert fragment in message, f"{test}: {fragment!r} not in:\n{message}"
+    assert run.with_status("skipped") == set(skips), run.output
+
+
 def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool = False) -> SuiteRun:
     """`python -m pytest *args` from the project root, reports written into workdir.
 

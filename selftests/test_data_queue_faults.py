@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from selftests.harness import rpc_definition
+from selftests.harness import assert_outcomes, rpc_definition
 
 PART = ("tests/test_store_data.py", "tests/test_queue.py")
 # Without --compare-to, the comparison has nothing to compare with: skipped, with that reason.
@@ -104,27 +104,17 @@ FAULTS = {
 }
 
 
-def assert_exactly(run, fails: dict, skips: frozenset) -> None:
-    assert not run.with_status("error"), run.output
-    assert run.failed() == set(fails), run.output
-    for test, fragments in fails.items():
-        message = run.outcome(test).message
-        for fragment in fragments:
-            assert fragment in message, f"{test}: {fragment!r} not in:\n{message}"
-    assert run.with_status("skipped") == set(skips), run.output
-
-
 @pytest.mark.parametrize("name", FAULTS)
 def test_fault_is_caught(ordak_clone, name):
     fault = FAULTS[name]
     args = [f"--restore-point={datetime.now(timezone.utc).isoformat()}"] if fault.restore_point_now else []
     run = ordak_clone(fault.sql, as_admin=fault.as_admin).run_suite(*PART, *args)
-    assert_exactly(run, fault.fails, fault.skips)
+    assert_outcomes(run, fault.fails, fault.skips)
 
 
 def test_healthy_reference_passes(ordak_clone):
     run = ordak_clone().run_suite(*PART)
-    assert_exactly(run, {}, NO_COMPARE)
+    assert_outcomes(run, {}, NO_COMPARE)
     assert "hours_since_last_order=0.0" in run.output, "the freshness of each store is in the output"
 
 
@@ -145,7 +135,7 @@ def test_comparison_names_the_five_missing_orders(ordak_clone, side):
     restored = ordak_clone(copy_of=production)
     (restored if side == "restored copy" else production).execute(DELETE_FIVE)
     run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
-    assert_exactly(run, {"test_matches_compared_env[bannos]": FIVE}, frozenset())
+    assert_outcomes(run, {"test_matches_compared_env[bannos]": FIVE}, frozenset())
     message = run.outcome("test_matches_compared_env[bannos]").message
     assert ("staging lacks" if side == "restored copy" else "that production lacks") in message
     assert ("orders_missing=5" if side == "restored copy" else "orders_extra=5") in run.output
@@ -157,7 +147,7 @@ def test_comparison_finds_a_lost_day(ordak_clone):
     restored = ordak_clone(f"delete from public.orders_flourlane where (created_at at time zone 'UTC')::date = {day}",
                            copy_of=production)
     run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
-    assert_exactly(run, {"test_matches_compared_env[flourlane]": ("staging lacks", "flourlane-24150")}, frozenset())
+    assert_outcomes(run, {"test_matches_compared_env[flourlane]": ("staging lacks", "flourlane-24150")}, frozenset())
 
 
 def test_identical_copies_compare_clean(ordak_clone):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from checks.reference import MIGRATIONS_DIR
+from selftests.harness import assert_outcomes
 
 PART = ("tests/test_schema.py", "tests/test_security.py", "tests/test_migrations.py")
 
@@ -168,21 +169,15 @@ FAULTS = {
 }
 
 
-def assert_exactly(run, fault: Fault) -> None:
-    assert not run.with_status("error"), run.output
-    assert run.failed() == set(fault.fails), run.output
-    for test, fragments in fault.fails.items():
-        message = run.outcome(test).message
-        for fragment in fragments:
-            assert fragment in message, f"{test}: {fragment!r} not in:\n{message}"
-    assert run.with_status("skipped") == set(fault.skips), run.output
+def assert_fault(run, fault: Fault) -> None:
+    assert_outcomes(run, fault.fails, fault.skips)
 
 
 @pytest.mark.parametrize("name", FAULTS)
 def test_fault_is_caught(ordak_clone, name):
     fault = FAULTS[name]
     run = ordak_clone(fault.sql, as_admin=fault.as_admin).run_suite(*PART)
-    assert_exactly(run, fault)
+    assert_fault(run, fault)
 
 
 @pytest.fixture
@@ -196,7 +191,7 @@ def test_migration_file_never_applied(ordak_clone, migrations_copy):
     (migrations_copy / "20250301090000_add_delivery_zones.sql").write_text(
         "create table public.delivery_zones (id int primary key, name text);\n")
     run = ordak_clone().run_suite(*PART, f"--migrations-dir={migrations_copy}")
-    assert_exactly(run, Fault("", {"test_migration_files_applied": (
+    assert_fault(run, Fault("", {"test_migration_files_applied": (
         "20250301090000_add_delivery_zones.sql: never applied to the database",)}))
     assert "head_in_git=20250301090000" in run.output and "head_in_database=20241020100000" in run.output
 
@@ -205,7 +200,7 @@ def test_applied_migration_edited(ordak_clone, migrations_copy):
     path = migrations_copy / "20240915120000_queue_rpcs.sql"
     path.write_text(path.read_text().replace("least(greatest(p_limit, 1), 500)", "least(greatest(p_limit, 1), 5000)"))
     run = ordak_clone().run_suite(*PART, f"--migrations-dir={migrations_copy}")
-    assert_exactly(run, Fault("", {"test_applied_migrations_unchanged": (
+    assert_fault(run, Fault("", {"test_applied_migrations_unchanged": (
         "20240915120000_queue_rpcs.sql: file differs from the statements applied",)}))
 
 
@@ -222,13 +217,13 @@ def test_applied_migration_reformatted_is_not_an_edit(ordak_clone, migrations_co
 def test_version_applied_without_a_file(ordak_clone, migrations_copy):
     (migrations_copy / "20241001080000_messaging_and_platform.sql").unlink()
     run = ordak_clone().run_suite(*PART, f"--migrations-dir={migrations_copy}")
-    assert_exactly(run, Fault("", {"test_applied_migrations_have_files": (
+    assert_fault(run, Fault("", {"test_applied_migrations_have_files": (
         "version 20241001080000 (messaging_and_platform): applied to the database but has no file",)}))
 
 
 def test_missing_migrations_table_is_one_failure(ordak_clone):
     run = ordak_clone("drop schema supabase_migrations cascade").run_suite(*PART)
-    assert_exactly(run, Fault("", {"test_migration_files_applied": (
+    assert_fault(run, Fault("", {"test_migration_files_applied": (
         "supabase_migrations.schema_migrations: table is missing",)},
         skips=frozenset({"test_applied_migrations_have_files", "test_applied_migrations_unchanged"})))
 
