@@ -33,6 +33,12 @@ PRINT_SILENT = PRINT.replace(
     "return jsonb_build_object('success', true, 'already_done', true, 'order_id', p_order_id,",
     "return jsonb_build_object('success', true, 'order_id', p_order_id,")
 
+PRINT_FOR_ANYONE = PRINT.replace("  perform public._require_staff('Staff');\n", "") + \
+    ";\ngrant execute on function public.print_barcode(text, text) to anon"
+PRINT_FOR_ANY_SIGNED_IN_USER = PRINT.replace(
+    "  perform public._require_staff('Staff');\n",
+    "  if auth.uid() is null then raise exception 'sign in first' using errcode = '42501'; end if;\n")
+
 COMPLETE_FILLING_TWICE = """
 create or replace function public.complete_filling(p_order_id text, p_store text, p_notes text default null)
 returns boolean language plpgsql security definer set search_path = '' as $$
@@ -96,6 +102,13 @@ FAULTS = {
         rpc_definition("assign_staff").replace("_require_staff('Supervisor')", "_require_staff('Staff')"),
         {"test_role_below_required_refused[assign_staff]": ("called by Staff: accepted, answering True",
                                                             "changed assignee None ->")}),
+    "print_open_to_anyone": Fault(PRINT_FOR_ANYONE, {
+        "test_anon_refused[print_barcode]": ("called by anon: accepted, answering",
+                                            "changed filling_start_ts None ->"),
+        "test_unknown_user_refused[print_barcode]": ("called by a user who is not staff: accepted",)}),
+    "print_open_to_any_signed_in_user": Fault(PRINT_FOR_ANY_SIGNED_IN_USER, {
+        "test_unknown_user_refused[print_barcode]": ("called by a user who is not staff: accepted",
+                                                     "1 stage event(s) logged")}),
     "start_packing_missing": Fault(
         "drop function public.start_packing(text, text)",
         {"test_smoke_flow[bannos]": ("start Packing: public.start_packing is missing",),
