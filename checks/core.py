@@ -37,6 +37,16 @@ class Verdict:
     def ok(self) -> bool:
         return not self.violations
 
+    def record(self) -> dict:
+        """The verdict as plain data (JSON-ready): what the report, the JSON summary and the
+        history are built from. Every violation carries its stable key."""
+        return {"check": self.check.name, "subject": self.subject, "description": self.check.description,
+                "remediation": self.check.remediation,
+                "status": "blocked" if self.blocked else "ok" if self.ok else "failed",
+                "blocked": self.blocked,
+                "violations": [{"key": finding_key(self.check, v), **v} for v in self.violations],
+                "accepted": [], "facts": self.facts}
+
     def message(self) -> str:
         head = f"{self.check.name}[{self.subject}]: {self.check.description}"
         if self.ok:
@@ -49,9 +59,15 @@ class Verdict:
         return "\n".join(lines)
 
 
+def finding_key(check: Check, violation: dict) -> str:
+    """A stable name for one finding, `check:object` (like splinter's cache_key), so that a
+    team can accept exactly this finding and nothing else."""
+    return violation.get("key") or f"{check.name}:{violation.get('object', '?')}"
+
+
 def describe(violation: dict) -> str:
     """`object: problem (other=values)` for a violation row."""
-    rest = {k: v for k, v in violation.items() if k not in ("object", "problem")}
+    rest = {k: v for k, v in violation.items() if k not in ("object", "problem", "key")}
     text = f"{violation.get('object', '?')}: {violation.get('problem', 'violation')}"
     if rest:
         text += " (" + ", ".join(f"{k}={v}" for k, v in rest.items()) + ")"

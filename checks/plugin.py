@@ -5,6 +5,7 @@ env is `local`, and probes the target once. Any problem becomes one line and a n
 exit, after the report is written. xdist workers receive the resolved target and connect.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +38,9 @@ class Run:
     cluster: object | None = None  # the embedded ReferenceCluster (env local)
     template: object | None = None  # the reference Template the run's clone came from
     clone: str | None = None
+    # A drill's timeline: [{"event": "incident", "at": aware datetime, ...}], in order. The
+    # drill fills it; the report, the JSON summary and the postmortem draft show it.
+    timeline: list = field(default_factory=list)
 
 
 RUN = pytest.StashKey[Run]()
@@ -250,14 +254,18 @@ def migrations_dir(pytestconfig) -> Path:
 
 
 # Facts a check measured (head versions, RPO...), kept with the test that measured them:
-# in the JUnit properties, the HTML report and the terminal summary.
+# in the JUnit properties, the HTML report and the terminal summary. The verdict itself
+# travels as plain data under VERDICT_PROPERTY (through xdist too), for the report.
 _facts: dict = {}
+_verdicts: list = []
+VERDICT_PROPERTY = "ordak_verdict"
 
 
 def expect_clean(verdict: Verdict) -> Verdict:
     """Fails the test with the verdict's own text when the check found violations; skips it
     when the check could not run because another test already reports what is missing."""
     _facts.update({k: v for k, v in verdict.facts.items() if v not in (None, [], {})})
+    _verdicts.append(verdict.record())
     if verdict.blocked:
         pytest.skip(verdict.blocked)
     if not verdict.ok:
@@ -268,10 +276,12 @@ def expect_clean(verdict: Verdict) -> Verdict:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     _facts.clear()
+    _verdicts.clear()
     try:
         return (yield)
     finally:
         item.user_properties.extend(_facts.items())
+        item.user_properties.extend((VERDICT_PROPERTY, json.dumps(v, default=str)) for v in _verdicts)
 
 
 class FactsSummary:
@@ -281,14 +291,19 @@ class FactsSummary:
         self.rows: list[tuple[str, list]] = []
 
     def pytest_runtest_logreport(self, report):
-        if report.when == "call" and report.user_properties:
-            self.rows.append((report.nodeid, report.user_properties))
+        facts = measured_facts(report)
+        if report.when == "call" and facts:
+            self.rows.append((report.nodeid, facts))
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.rows:
             terminalreporter.section("facts measured")
             for nodeid, facts in sorted(self.rows):
                 terminalreporter.write_line(f"{nodeid.split('::', 1)[-1]}: {_format_facts(facts)}")
+
+
+def measured_facts(report) -> list[tuple[str, object]]:
+    return [(key, value) for key, value in report.user_properties if key != VERDICT_PROPERTY]
 
 
 def _format_facts(facts: list) -> str:
@@ -327,8 +342,9 @@ def pytest_html_report_title(report):
 
 
 def pytest_html_results_table_html(report, data):
-    if report.when == "call" and report.user_properties:
-        data.insert(0, f"<div><strong>Facts:</strong> {_escape(_format_facts(report.user_properties))}</div>")
+    facts = measured_facts(report)
+    if report.when == "call" and facts:
+        data.insert(0, f"<div><strong>Facts:</strong> {_escape(_format_facts(facts))}</div>")
 
 
 def pytest_html_results_summary(prefix, summary, postfix, session):
