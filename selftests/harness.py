@@ -58,8 +58,8 @@ def assert_outcomes(run: SuiteRun, fails: dict[str, tuple[str, ...]], skips=froz
     assert run.with_status("skipped") == set(skips), run.output
 
 
-def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool = False) -> SuiteRun:
-    """`python -m pytest *args` from the project root, reports written into workdir.
+def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool = False, root: Path = ROOT) -> SuiteRun:
+    """`python -m pytest *args` from the project root (or a copy of it), reports written into workdir.
 
     Hypothesis's pytest plugin imports all of Hypothesis at startup (0.6 s a run); runs that
     include no Hypothesis test leave it out."""
@@ -70,7 +70,7 @@ def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool =
     if not hypothesis:
         command[3:3] = ["-p", "no:hypothesispytest"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
-    done = subprocess.run(command, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True,
+    done = subprocess.run(command, cwd=root, env={**clean, **env}, capture_output=True, text=True,
                           timeout=SUITE_TIMEOUT)
     return SuiteRun(done.returncode, done.stdout + done.stderr,
                     _outcomes(xml) if xml.exists() else {}, html if html.exists() else None)
@@ -111,12 +111,12 @@ class Clone:
             conn.execute(sql)
 
     def run_suite(self, *args: str, env_name: str = "staging", extra_env: dict | None = None,
-                  hypothesis: bool = False) -> SuiteRun:
+                  hypothesis: bool = False, root: Path = ROOT) -> SuiteRun:
         """Runs the verification suite (tests/ unless args name tests) against this clone."""
         self.runs += 1
         variable = f"ORDAK_{env_name.upper()}_DB_URL"
         return run_suite(f"--env={env_name}", *args, env={variable: self.url, **(extra_env or {})},
-                         workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis)
+                         workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis, root=root)
 
 
 def rpc_definition(name: str) -> str:

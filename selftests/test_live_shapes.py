@@ -1,0 +1,64 @@
+"""The Ordak that exists, judged as it is.
+
+The reference already has the live shapes SYSTEM.md documents (split orders sharing Shopify
+ids, point-of-sale orders born Complete, cancelled and Admin-completed orders, reprints and
+reassignments logged once per call, the live get_queue_stats, a composite scan result, no
+updated_at trigger, no bucket). LIVE adds the four places where the live Ordak differs from
+the runbook. The whole suite must then fail exactly on those four runbook-vs-live findings,
+each saying both sides and the contract line that settles it, and on nothing else; and a
+team that decides the runbook is stale changes those lines of the contract and is green.
+"""
+
+import shutil
+
+from selftests.harness import ROOT, assert_outcomes, rpc_definition
+
+PRINT = rpc_definition("print_barcode")
+LIVE = "\n;\n".join([
+    # get_queue returns Complete orders: its Complete tab uses them.
+    rpc_definition("get_queue").replace("where o.stage <> 'Complete'\n      and ", "where "),
+    # No start_packing (complete_decorating starts Packing), no unassign_staff.
+    "drop function public.start_packing(text, text)",
+    "drop function public.unassign_staff(text, text)",
+    # A repeat print is a real print and does not say already_done.
+    PRINT.replace("'already_done', v_printed is not null, ", ""),
+])
+
+BOTH = ("bannos", "flourlane")
+RUNBOOK = "runbook vs live Ordak"
+FINDINGS = {
+    "test_rpc[start_packing]": (RUNBOOK, "set runbook.start_packing.holds = false"),
+    "test_rpc[unassign_staff]": (RUNBOOK, "the UI's Unassign fails", "set runbook.unassign_staff.holds = false"),
+    **{f"test_get_queue_lists_the_queue[{s}]": (RUNBOOK, "set runbook.get_queue_excludes_complete.holds = false")
+       for s in BOTH},
+    **{f"test_smoke_flow[{s}]": ("out of get_queue: get_queue still lists the order once Complete", RUNBOOK)
+       for s in BOTH},
+    **{f"test_repeat_answers_as_documented[{s}-print_barcode]": (RUNBOOK, "repeat_print_already_done.holds = false")
+       for s in BOTH},
+}
+# Reported once, by test_rpc: the tests that would exercise the missing RPCs skip, pointing there.
+MISSING = frozenset({
+    *(f"{t}[{s}-start_packing]" for s in BOTH for t in (
+        "test_repeat_changes_nothing", "test_repeat_answers_as_documented", "test_invalid_transition_rejected")),
+    *(f"test_repeat_changes_nothing[{s}-unassign_staff]" for s in BOTH),
+    *(f"test_anon_refused[{n}]" for n in ("start_packing", "unassign_staff")),
+    *(f"test_not_staff_refused[{n}-{c}]" for n in ("start_packing", "unassign_staff") for c in ("unknown", "inactive")),
+})
+NO_COMPARE = frozenset({"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"})
+
+
+def test_live_ordak_fails_only_on_the_runbook_findings(ordak_clone):
+    run = ordak_clone(LIVE).run_suite("tests", hypothesis=True)
+    assert_outcomes(run, FINDINGS, MISSING | NO_COMPARE)
+    assert "steps_skipped=start Packing (public.start_packing is missing: see test_rpc[start_packing])" in run.output
+
+
+def test_a_team_that_decides_the_runbook_is_stale_changes_the_contract_only(ordak_clone, tmp_path):
+    copy = tmp_path / "project"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "reports", "*.egg-info", "__pycache__"))
+    contract = copy / "checks" / "contract.toml"
+    text = contract.read_text()
+    assert text.count("holds = true") == 4
+    contract.write_text(text.replace("holds = true", "holds = false"))
+    run = ordak_clone(LIVE).run_suite("tests", hypothesis=True, root=copy)
+    assert_outcomes(run, {}, NO_COMPARE)
