@@ -144,7 +144,12 @@ def _resolve(config, run: Run) -> None:
 def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
     """Every run writes its reports (HTML, JUnit, JSON, postmortem draft) under reports/, named by
     the environment (only a name from the environments file) and UTC time, never overwriting."""
-    html = config.getoption("html") or summary.reserve(config.rootpath / "reports", run.env and run.env.name, started)
+    folder = config.rootpath / "reports"
+    try:
+        html = config.getoption("html") or summary.reserve(folder, run.env and run.env.name, started)
+    except OSError as exc:
+        raise pytest.UsageError(f"cannot write reports in {folder}: {exc.strerror}; "
+                                f"pass --html=PATH to write them elsewhere") from None
     paths = summary.ReportPaths.beside(Path(html), config.option.xmlpath)
     config.option.xmlpath = str(paths.xml)
     return paths
@@ -330,6 +335,7 @@ class ReportWriter:
     def __init__(self, config, paths: summary.ReportPaths, started: datetime):
         self.config, self.paths, self.started = config, paths, started
         self.results = summary.Results()
+        self.failed: str | None = None  # why the reports could not be written
 
     def pytest_runtest_logreport(self, report):
         if report.skipped and isinstance(report.longrepr, tuple):
@@ -354,10 +360,17 @@ class ReportWriter:
             finished=datetime.now(timezone.utc), exit_status=int(exitstatus),
             command=list(config.invocation_params.args), root=config.rootpath,
             server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user")})
-        summary.write(summary.redacted(data, tuple(s for s in secrets if s != shown)), self.paths)
+        try:
+            summary.write(summary.redacted(data, tuple(s for s in secrets if s != shown)), self.paths)
+        except OSError as exc:
+            self.failed = f"cannot write the report {exc.filename}: {exc.strerror}"
+            session.exitstatus = EXIT_SETUP
 
     @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter):
+        if self.failed:
+            terminalreporter.write_line(f"ERROR: {self.failed}", red=True, bold=True)
+            return
         html = self.paths.html
         try:
             html = html.resolve().relative_to(Path.cwd())

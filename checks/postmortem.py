@@ -81,18 +81,18 @@ def _worked(data: dict) -> list[str]:
 
 def _did_not(data: dict) -> list[str]:
     if data["error"]:
-        return [f"- The verification run could not start: {data['error']}"]
+        return [f"- The verification run could not start: {_text(data['error'])}"]
     lines = []
     for check in (c for group in areas(data["checks"]) for c in group["failing"]):
         failed = [v for v in check["verdicts"] if v["status"] == "failed"]
         if not failed:
             first = (check["message"] or "failed").strip().splitlines()[0]
-            lines.append(f"- **{check['id']}** ({AREAS.get(check['area'], check['area'])}): {first}")
+            lines.append(f"- **{check['id']}** ({AREAS.get(check['area'], check['area'])}): {_text(first)}")
         for verdict in failed:
             count = len(verdict["violations"])
             lines.append(f"- **{verdict['check']}[{verdict['subject']}]** ({AREAS.get(check['area'], check['area'])}): "
-                         f"{verdict['description']}: {count} violation{'s' if count != 1 else ''}")
-            lines += [f"  - `{v.get('object', '?')}`: {v.get('problem', '')}" for v in verdict["violations"][:10]]
+                         f"{_text(verdict['description'])}: {count} violation{'s' if count != 1 else ''}")
+            lines += [f"  - `{v.get('object', '?')}`: {_text(v.get('problem', ''))}" for v in verdict["violations"][:10]]
             if count > 10:
                 lines.append(f"  - … and {count - 10} more (see the report)")
     for store in data["facts"]["stores"]:
@@ -116,8 +116,9 @@ def _measured(data: dict) -> list[str]:
     else:
         lines.append(f"| RTO | {BLANK} (no drill timeline in this run) | ≤ {hours(data['objectives']['rto_hours'])} |")
     for store in (s for s in facts["stores"] if s["last_order_at"]):
+        measured = store["hours_before_reference"]
         lines.append(f"| {facts['hours_measure']}, {store['store']} (newest order {when(store['last_order_at'])}) | "
-                     f"{hours(store['hours_before_reference'])} | "
+                     f"{hours(measured) if measured >= 0 else hours(-measured) + ' after the reference time'} | "
                      f"{'≤ ' + hours(store['objective_hours']) if store['objective_hours'] is not None else ''} |")
     return lines
 
@@ -133,6 +134,11 @@ def _follow_ups(data: dict) -> list[str]:
     return rows
 
 
+def _text(text) -> str:
+    """Plain text as Markdown: `<table>` in a fix must not read as HTML."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(text) -> str:
     """Text that stays inside one Markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|").replace("\n", " ")

@@ -25,7 +25,9 @@ COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#6e7781", "interr
 
 def render(data: dict, history: list[dict], paths: ReportPaths) -> str:
     template = _TEMPLATES.get_template("report.html.j2")
-    return template.render(run=data, areas=areas(data["checks"]), chart=chart(history), paths=paths,
+    groups = areas(data["checks"])
+    failing = [check for group in groups for check in group["failing"]]
+    return template.render(run=data, areas=groups, failing=failing, chart=chart(history), paths=paths,
                            colours=COLOURS, area_label=lambda a: AREAS.get(a, a.capitalize()))
 
 
@@ -113,11 +115,15 @@ def chart(history: list[dict]) -> Markup:
                      f'fill="{colour}"><title>{escape(tip)}</title></rect>')
     parts.append(f'<line x1="{left}" y1="{bottom}" x2="{width - 6}" y2="{bottom}" stroke="#d0d7de"/>')
     if values:
-        ceiling = max(max(values), 1 / 60) * 1.15
-        y = lambda v: bottom - (bottom - top) * v / ceiling  # noqa: E731
+        # A negative RPO (the newest order after the reference time) is drawn below a zero line.
+        ceiling, floor = max(max(values), 1 / 60) * 1.15, min(min(values), 0) * 1.15
+        y = lambda v: bottom - (bottom - top) * (v - floor) / (ceiling - floor)  # noqa: E731
         parts += [f'<text x="{left + 2}" y="{top - 4}" fill="#57606a">{hours(ceiling)}</text>',
                   f'<line x1="{left}" y1="{top}" x2="{width - 6}" y2="{top}" stroke="#eaeef2"/>',
-                  f'<text x="{left - 6}" y="{bottom + 4}" text-anchor="end" fill="#57606a">0</text>']
+                  f'<text x="{left - 6}" y="{y(0) + 4:.1f}" text-anchor="end" fill="#57606a">0</text>',
+                  f'<line x1="{left}" y1="{y(0):.1f}" x2="{width - 6}" y2="{y(0):.1f}" stroke="#d0d7de"/>']
+        if floor < 0:
+            parts.append(f'<text x="{width - 6}" y="{bottom - 4}" text-anchor="end" fill="#57606a">{hours(floor)}</text>')
         for name, key, colour in series:
             points = [(x[i], y(run[key]), run) for i, run in enumerate(history)
                       if isinstance(run.get(key), (int, float))]

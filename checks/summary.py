@@ -161,7 +161,8 @@ def headline(verdict: str, counts: dict, failing: list[dict], error: str | None)
     if not total:
         return "Failed: no check ran"
     if verdict == "passed":
-        return f"Passed: all {counts['passed']} checks passed{skipped}"
+        return f"Passed: {counts['passed']} checks passed{skipped}" if skipped else \
+            f"Passed: all {counts['passed']} checks passed"
     by_area: dict[str, int] = {}
     for r in failing:
         by_area[r["area"]] = by_area.get(r["area"], 0) + 1
@@ -275,6 +276,7 @@ def read_history(path: Path, env: str | None, limit: int = HISTORY_SHOWN) -> lis
 def write(data: dict, paths: ReportPaths) -> None:
     """The JSON summary, the history line, the HTML report and the postmortem draft."""
     from checks import postmortem, report
+    paths.html.parent.mkdir(parents=True, exist_ok=True)
     paths.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
     entry = history_entry(data, paths.html)
     history = [*read_history(paths.history, entry["env"], HISTORY_SHOWN - 1), entry]

@@ -100,7 +100,7 @@ def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
     counts = junit_counts(paths)
     assert counts["failures"] == counts["errors"] == 0
     assert summary["verdict"] == "passed"
-    assert summary["headline"] == f"Passed: all {counts['tests'] - 2} checks passed, 2 skipped"
+    assert summary["headline"] == f"Passed: {counts['tests'] - 2} checks passed, 2 skipped"
     assert summary["counts"] == {"passed": counts["tests"] - 2, "failed": 0, "error": 0, "skipped": 2}
 
     truth = facts_in_database(clone.url)
@@ -177,7 +177,7 @@ def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ordak_
     did_not = markdown[markdown.index("## What didn't"):markdown.index("## RTO")]
     assert "**rls_enabled[all]** (Security)" in did_not and "`public.work_queue`: row level security is off" in did_not
     assert "… and 50 more (see the report)" in did_not
-    assert "| test_rls_enabled: alter table <table> enable row level security" in markdown
+    assert "| test_rls_enabled: alter table &lt;table&gt; enable row level security" in markdown
     assert "- Schema: all" in markdown[markdown.index("## What worked"):]
     assert junit_counts(paths)["failures"] == 3
 
@@ -459,3 +459,12 @@ def test_drill_workflow():
         assert env.get(variable) == f"${{{{ secrets.{variable} }}}}", variable
     upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["if"] == "always()"
+
+
+def test_a_report_that_cannot_be_written_is_one_line(ordak_clone, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    run = ordak_clone().run_suite("tests/test_migrations.py", f"--html={tmp_path / 'a-file' / 'report.html'}")
+    assert run.exit_code == 4, run.output
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
+    assert errors == [f"ERROR: cannot write the report {tmp_path / 'a-file'}: File exists"], run.output
+    assert "Traceback" not in run.output
