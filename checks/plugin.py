@@ -16,7 +16,6 @@ from _pytest.junitxml import xml_key
 from dotenv import load_dotenv
 
 from checks import summary
-from checks.contract import contract
 from checks.contract import thresholds as contract_thresholds
 from checks.core import Verdict
 from checks.data import Clock, parse_restore_point
@@ -347,21 +346,11 @@ class ReportWriter:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        run, config = self.config.stash[RUN], self.config
-        env = run.env
-        secrets = [*(run.target.secrets() if run.target else env.secret_values() if env else ()),
-                   *(run.compare.secrets() if run.compare else ())]
-        # The project ref names the project (it is in its host name too): shown, not a secret.
-        shown = env.secret("project_ref") if env and env.has_secret("project_ref") else None
-        data = summary.build(
-            env=env, target=run.target, compare=run.compare, clock=run.clock, error=run.error,
-            thresholds=contract_thresholds(env.thresholds if env else None), stores=contract()["stores"],
-            results=self.results.list(), timeline=run.timeline, started=self.started,
-            finished=datetime.now(timezone.utc), exit_status=int(exitstatus),
-            command=list(config.invocation_params.args), root=config.rootpath,
-            server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user")})
+        config = self.config
+        data = summary.of_run(config.stash[RUN], self.results.all(), started=self.started, exit_status=int(exitstatus),
+                              command=list(config.invocation_params.args), root=config.rootpath)
         try:
-            summary.write(summary.redacted(data, tuple(s for s in secrets if s != shown)), self.paths)
+            summary.write(data, self.paths)
         except OSError as exc:
             self.failed = f"cannot write the report {exc.filename}: {exc.strerror}"
             session.exitstatus = EXIT_SETUP

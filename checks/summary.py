@@ -15,14 +15,16 @@ import json
 import os
 import platform
 import re
-import secrets as random
 import shlex
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from secrets import token_hex
 
+from checks.contract import contract
+from checks.contract import thresholds as contract_thresholds
 from checks.errors import redact
 
 SCHEMA = 1
@@ -71,7 +73,7 @@ def reserve(folder: Path, env: str | None, at: datetime) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stamp = at.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     while True:
-        path = folder / f"{safe_name(env)}-{stamp}-{random.token_hex(2)}.html"
+        path = folder / f"{safe_name(env)}-{stamp}-{token_hex(2)}.html"
         try:
             with open(path, "x") as placeholder:
                 placeholder.write("<!doctype html><title>Ordak verification</title><p>This run has not finished "
@@ -105,11 +107,26 @@ class Results:
             test["message"] = "\n".join(filter(None, [test["message"], f"error in {when}: {text}"]))
             test["outcome"] = "failed" if test["outcome"] == "failed" else "error"
 
-    def list(self) -> list[dict]:
+    def all(self) -> list[dict]:
         return list(self.tests.values())
 
 
 # -- the summary ---------------------------------------------------------------------------
+def of_run(run, results: list[dict], *, started: datetime, exit_status: int, command: list[str], root: Path) -> dict:
+    """The summary of a finished run (checks.plugin.Run), every secret it knows redacted."""
+    env = run.env
+    secrets = [*(run.target.secrets() if run.target else env.secret_values() if env else ()),
+               *(run.compare.secrets() if run.compare else ())]
+    # The project ref names the project (it is in its host name too): shown, not a secret.
+    shown = env.secret("project_ref") if env and env.has_secret("project_ref") else None
+    data = build(env=env, target=run.target, compare=run.compare, clock=run.clock, error=run.error,
+                 thresholds=contract_thresholds(env.thresholds if env else None), stores=contract()["stores"],
+                 results=results, timeline=run.timeline, started=started, finished=datetime.now(timezone.utc),
+                 exit_status=exit_status, command=command, root=root,
+                 server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user")})
+    return redacted(data, tuple(s for s in secrets if s != shown))
+
+
 def build(*, env, target, compare, clock, error: str | None, thresholds: dict, stores: list[str],
           results: list[dict], timeline: list[dict], started: datetime, finished: datetime, exit_status: int,
           command: list[str], root: Path, server: dict) -> dict:
