@@ -183,7 +183,7 @@ def headline(verdict: str, counts: dict, failing: list[dict], error: str | None)
     by_area: dict[str, int] = {}
     for r in failing:
         by_area[r["area"]] = by_area.get(r["area"], 0) + 1
-    areas = ", ".join(f"{AREAS.get(a, a).lower()} {n}" for a, n in sorted(by_area.items(), key=lambda i: _area_order(i[0])))
+    areas = ", ".join(f"{_lower(AREAS.get(a, a))} {n}" for a, n in sorted(by_area.items(), key=lambda i: _area_order(i[0])))
     errors = f", {counts['error']} of them with an error" if counts["error"] else ""
     return f"Failed: {len(failing)} of {total} checks failed ({areas}){errors}{skipped}"
 
@@ -329,6 +329,11 @@ def _pairs(text) -> dict:
         return text
     pairs = (item.split("=", 1) for item in str(text).split(",") if "=" in item)
     return {k.strip(): int(v) if v.strip().isdigit() else v.strip() for k, v in pairs}
+
+
+def _lower(label: str) -> str:
+    """'Store data' -> 'store data', but 'RPCs' stays."""
+    return label if label[1:2].isupper() else label.lower()
 
 
 def _area_order(area: str) -> int:

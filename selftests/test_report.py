@@ -468,3 +468,56 @@ def test_a_report_that_cannot_be_written_is_one_line(ordak_clone, tmp_path):
     errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
     assert errors == [f"ERROR: cannot write the report {tmp_path / 'a-file'}: File exists"], run.output
     assert "Traceback" not in run.output
+
+
+# -- every kind of outcome, rendered (no database needed) ----------------------------------------
+def test_every_kind_of_outcome_renders(tmp_path):
+    """Accepted findings (issue 8 fills them), a check that errored in setup, a failure with no
+    verdict (a Hypothesis counterexample), violations with details, and a skip."""
+    from types import SimpleNamespace
+
+    from checks.summary import Results, build, write
+
+    def verdict(check, status, violations=(), accepted=()):
+        return {"check": check, "subject": "all", "description": f"{check} holds", "remediation": f"fix {check}",
+                "status": status, "blocked": None, "violations": list(violations), "accepted": list(accepted),
+                "facts": {}}
+
+    results = Results()
+    results.add("tests/test_security.py::test_rls_enabled", "call", "passed", 0.1, "", [verdict(
+        "rls_enabled", "ok", accepted=[{"key": "rls_enabled:public.staff_notes", "object": "public.staff_notes",
+                                        "problem": "row level security is off", "reason": "read by the kiosk only",
+                                        "expires": "2027-01-31"}])])
+    results.add("tests/test_security.py::test_no_write_grants_to_api_roles", "call", "failed", 0.1, "1 violation", [
+        verdict("no_write_grants", "failed", [{"key": "k", "object": "public.orders_bannos",
+                                              "problem": "anon may INSERT", "grantor": "postgres"}])])
+    results.add("tests/test_queue.py::test_queue_stats_match[bannos]", "setup", "failed", 0.1,
+                "psycopg.errors.QueryCanceled: canceling statement due to statement timeout", [])
+    results.add("tests/test_stage_machine.py::test_stage_machine_invariants", "call", "failed", 2.0,
+                "Falsifying example: state.call(order=v1, name='complete_filling', caller='anon')", [])
+    results.add("tests/test_store_data.py::test_matches_compared_env[bannos]", "setup", "skipped", 0.0,
+                "no --compare-to environment given", [])
+    now = datetime.now(timezone.utc)
+    data = build(env=SimpleNamespace(name="production", description="", read_only=True, has_secret=lambda k: False),
+                 target=SimpleNamespace(host="db.example.supabase.co", dbname="postgres"), compare=None,
+                 clock=SimpleNamespace(at=now, restore_point=False, label="now"), error=None,
+                 thresholds={"rpo_hours": 24, "max_hours_since_last_order": 24}, stores=["bannos", "flourlane"],
+                 results=results.all(), timeline=[], started=now, finished=now, exit_status=1,
+                 command=["--env=production"], root=ROOT, server={})
+    assert data["counts"] == {"passed": 1, "failed": 2, "error": 1, "skipped": 1}
+    assert data["headline"] == ("Failed: 3 of 5 checks failed (security 1, work queue 1, RPCs 1), "
+                                "1 of them with an error, 1 skipped")
+    paths = ReportPaths.beside(tmp_path / "run.html")
+    paths.xml.write_text("<testsuites/>")  # pytest writes the JUnit file of a real run
+    write(data, paths)
+    summary = well_formed(paths)
+    html = paths.html.read_text()
+    accepted = html[html.index("passed with accepted findings"):]
+    for shown in ("public.staff_notes", "read by the kiosk only", "2027-01-31"):
+        assert shown in accepted, shown
+    assert "<th>details</th>" in html and "grantor: postgres" in html
+    assert "error in setup: psycopg.errors.QueryCanceled" in html and '<span class="pill error">error</span>' in html
+    assert "Falsifying example: state.call(order=v1, name=&#39;complete_filling&#39;" in html
+    markdown = paths.markdown.read_text()
+    assert "- **test_stage_machine_invariants** (RPCs): Falsifying example" in markdown
+    assert summary["verdict"] == "failed"
