@@ -93,6 +93,8 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
     def fail(key: str | None, what: str):
         raise SetupError(f"{path}:{_line_of(text, name, key)}: [{name}] {what}")
 
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):  # it names report files: never a path
+        fail(None, "an environment's name is letters, digits, - and _, like [staging]")
     if not isinstance(table, dict):
         fail(None, "must be a table of settings, like [staging]")
     values: dict = {}
@@ -152,7 +154,7 @@ def _acceptances(value, fail) -> tuple[Acceptance, ...]:
 def _line_of(text: str, table: str, key: str | None) -> int:
     """Best-effort line number of `key` inside [table] (or of the table header)."""
     lines = text.splitlines()
-    header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}(\.[\w-]+)?\s*\]\]?")
+    header = re.compile(rf"^\s*\[\[?\s*[\"']?{re.escape(table)}[\"']?(\.[\w-]+)?\s*\]\]?")
     start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
         return 1

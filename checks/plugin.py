@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from _pytest.junitxml import xml_key
 from dotenv import load_dotenv
-from pytest_metadata.plugin import metadata_key
 
+from checks import summary
 from checks.contract import thresholds as contract_thresholds
 from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
 from checks.data import Clock, parse_restore_point
@@ -67,6 +68,9 @@ def pytest_addoption(parser):
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
+    group.addoption("--html", default=None, metavar="PATH",
+                    help="the HTML report (default: reports/<env>-<UTC time>-<suffix>.html); the JSON "
+                         "summary and postmortem draft go beside it, the history in its folder")
 
 
 def _is_worker(config) -> bool:
@@ -87,7 +91,7 @@ def pytest_configure(config):
         _receive(config.workerinput, run)
         _ACCEPTED[:] = run.env.accepted
         return
-    _default_report_paths(config)
+    started = datetime.now(timezone.utc)
     config.pluginmanager.register(RunSummary(run), "ordak-summary")
     try:
         _resolve(config, run)
@@ -97,6 +101,9 @@ def pytest_configure(config):
         run.error = redact(str(exc), secrets)
         # Nothing to distribute: stop before xdist (configured after us) starts workers.
         config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
+    if not (config.option.help or config.option.collectonly):
+        config.pluginmanager.register(ReportWriter(config, _report_paths(config, run, started), started),
+                                      "ordak-report")
 
 
 def _resolve(config, run: Run) -> None:
@@ -138,15 +145,18 @@ def _resolve(config, run: Run) -> None:
         require_ordak(run.compare)
 
 
-def _default_report_paths(config) -> None:
-    """Every run writes a self-contained HTML report and JUnit XML, named by env and UTC time."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = config.rootpath / "reports" / f"{config.getoption('env')}-{stamp}"
-    if not config.option.htmlpath:
-        config.option.htmlpath = str(base.with_suffix(".html"))
-    config.option.self_contained_html = True
-    if not config.option.xmlpath:
-        config.option.xmlpath = str(base.with_suffix(".xml"))
+def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
+    """Every run writes its reports (HTML, JUnit, JSON, postmortem draft) under reports/, named by
+    the environment (only a name from the environments file) and UTC time, never overwriting."""
+    folder = config.rootpath / "reports"
+    try:
+        html = config.getoption("html") or summary.reserve(folder, run.env and run.env.name, started)
+    except OSError as exc:
+        raise pytest.UsageError(f"cannot write reports in {folder}: {exc.strerror}; "
+                                f"pass --html=PATH to write them elsewhere") from None
+    paths = summary.ReportPaths.beside(Path(html), config.option.xmlpath)
+    config.option.xmlpath = str(paths.xml)
+    return paths
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -179,8 +189,14 @@ def _receive(given: dict, run: Run) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session):
-    if session.config.stash[RUN].error:
-        # Collect nothing; the session still ends normally, so the reports are written.
+    error = session.config.stash[RUN].error
+    if error:
+        # Collect nothing; the session still ends normally, so the reports are written. The JUnit
+        # file gets one error naming the reason, so that CI cannot read the run as green.
+        junit = session.config.stash.get(xml_key, None)
+        if junit is not None:
+            junit.pytest_runtest_logreport(pytest.TestReport(
+                "ordak::setup", ("ordak", None, "setup"), {}, "failed", error, "setup"))
         session.items = []
         return True
     return None
@@ -353,47 +369,42 @@ def _format_facts(facts: list) -> str:
 
 
 # -- report -------------------------------------------------------------------------
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session):
-    """The report's Environment table: where the run went, never with a secret."""
-    config = session.config
-    if _is_worker(config):
-        return
-    run = config.stash[RUN]
-    metadata = config.stash[metadata_key]
-    metadata["Environment"] = run.env.name if run.env else config.getoption("env")
-    if run.env:
-        metadata["Description"] = run.env.description
-        metadata["Read-only"] = "yes" if run.env.read_only else "no"
-    if run.target:
-        metadata["Target host"] = run.target.host
-        metadata["Target database"] = run.target.dbname
-    if run.clock:
-        metadata["Reference time"] = f"{run.clock.at.isoformat()} ({run.clock.label})"
-    if run.compare:
-        metadata["Compared with"] = f"{run.compare.env.name} ({run.compare.location}, read-only)"
-    for key, label in (("server_version", "Server version"), ("user", "Connected as")):
-        if key in run.facts:
-            metadata[label] = run.facts[key]
-    if run.error:
-        metadata["Run aborted"] = run.error
+class ReportWriter:
+    """Gathers every test's outcome (xdist workers' too) and hands the finished run to
+    checks.summary, which writes the HTML report, JSON summary, postmortem draft and history."""
 
+    def __init__(self, config, paths: summary.ReportPaths, started: datetime):
+        self.config, self.paths, self.started = config, paths, started
+        self.results = summary.Results()
+        self.failed: str | None = None  # why the reports could not be written
 
-def pytest_html_report_title(report):
-    report.title = "Ordak verification"
+    def pytest_runtest_logreport(self, report):
+        if report.skipped and isinstance(report.longrepr, tuple):
+            text = report.longrepr[2].removeprefix("Skipped: ")
+        else:
+            text = report.longreprtext if report.failed else ""
+        verdicts = [json.loads(value) for key, value in report.user_properties if key == VERDICT_PROPERTY]
+        self.results.add(report.nodeid, report.when, report.outcome, report.duration, text, verdicts)
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session, exitstatus):
+        config = self.config
+        data = summary.of_run(config.stash[RUN], self.results.all(), started=self.started, exit_status=int(exitstatus),
+                              command=list(config.invocation_params.args), root=config.rootpath)
+        try:
+            summary.write(data, self.paths)
+        except OSError as exc:
+            self.failed = f"cannot write the report {exc.filename}: {exc.strerror}"
+            session.exitstatus = EXIT_SETUP
 
-def pytest_html_results_table_html(report, data):
-    facts = measured_facts(report)
-    if report.when == "call" and facts:
-        data.insert(0, f"<div><strong>Facts:</strong> {_escape(_format_facts(facts))}</div>")
-
-
-def pytest_html_results_summary(prefix, summary, postfix, session):
-    run = session.config.stash[RUN]
-    if run.error:
-        prefix.append(f"<p><strong>Run aborted:</strong> {_escape(run.error)}</p>")
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.failed:
+            terminalreporter.write_line(f"ERROR: {self.failed}", red=True, bold=True)
+            return
+        html = self.paths.html
+        try:
+            html = html.resolve().relative_to(Path.cwd())
+        except ValueError:
+            pass
+        terminalreporter.write_sep("-", f"report: {html} (JUnit, JSON summary and postmortem draft beside it)")

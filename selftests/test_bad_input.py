@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from selftests.harness import ROOT, run_suite
+from selftests.harness import run_suite
 
 SECRET = "Tr0ub4dor-and-3-s3cret"
 
@@ -72,7 +72,7 @@ def test_database_that_is_not_ordak_is_said_once(tmp_path, reference):
     run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": cluster.server.url("postgres")},
                     workdir=tmp_path)
     assert_one_line_error(run, "is not an Ordak database", "orders_bannos")
-    assert run.outcomes == {}, "no test should run, so nothing fails a hundred times"
+    assert set(run.outcomes) == {"ordak::setup"}, "no test should run, so nothing fails a hundred times"
 
 
 def test_missing_database(tmp_path, reference):
@@ -97,20 +97,3 @@ def test_malformed_environments_file(tmp_path, content, expected):
     path.write_text(content)
     run = run_suite("--env=staging", f"--environments={path}", env={}, workdir=tmp_path / "run")
     assert_one_line_error(run, f"envs.toml{expected}")
-
-
-def test_a_report_is_written_without_flags(tmp_path):
-    """No --html: the plugin names the report itself, by env and UTC time, under reports/."""
-    import subprocess
-    import sys
-    env_name = f"nosuchenv{int(time.time() * 1000)}"
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--env={env_name}"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
-    written = sorted((ROOT / "reports").glob(f"{env_name}-*"))
-    try:
-        assert done.returncode == 4
-        assert [p.suffix for p in written] == [".html", ".xml"], done.stdout
-        assert f"reports/{written[0].name}" in done.stdout, "the report path is printed at the end"
-    finally:
-        for path in written:
-            path.unlink()

@@ -18,7 +18,7 @@ def test_report_names_the_target_and_never_the_secret(ordak_clone, reference):
     run = clone.run_suite("tests/test_schema.py", "-k", "test_enum", extra_env={"ORDAK_STAGING_DB_URL": url})
     assert run.exit_code == 0, run.output
     html = run.report.read_text()
-    for shown in ("Environment", "staging", "Target database", clone.name, "Server version", "18."):
+    for shown in ("Environment", "staging", "database", clone.name, "server version", "18."):
         assert shown in html, shown
     assert SECRET not in html and SECRET not in run.output
 
