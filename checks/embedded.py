@@ -35,6 +35,7 @@ SETTINGS = {
     "maintenance_work_mem": "'512MB'",
     "max_wal_size": "'4GB'",
     "log_min_messages": "warning",
+    "log_line_prefix": "'%m [%p] %d '",  # the database: which clone an error in the log came from
 }
 
 # Local socket only. Trusted, except roles named ordak_password_*: the suite's own tests use
