@@ -35,6 +35,7 @@ def pgbouncer(socket_dir: Path, *, ignore_options: bool = False) -> Iterator[int
     socket_dir; any database, user postgres. PgBouncer refuses startup options unless
     ignore_options, where it drops them silently (the pooler that gives no sign)."""
     program = require()
+    _remove_leftovers()
     home = data_root() / f"pgbouncer-{os.getpid()}-{'ignore' if ignore_options else 'refuse'}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
@@ -56,6 +57,8 @@ pool_mode = transaction
 default_pool_size = 4
 max_client_conn = 200
 logfile = {home}/log
+log_connections = 0
+log_disconnections = 0
 ignore_startup_parameters = {"options" if ignore_options else ""}
 """)
     # PgBouncer refuses to run as root: as root it runs as the embedded server's system user.
@@ -64,8 +67,9 @@ ignore_startup_parameters = {"options" if ignore_options else ""}
         entry = pwd.getpwnam(user)
         for path in (home, *home.iterdir()):
             os.chown(path, entry.pw_uid, entry.pw_gid)
+    # It logs to its log file and to stderr: an unread pipe would fill up and freeze it.
     process = subprocess.Popen([program, str(home / "pgbouncer.ini")], user=user, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(port, process, home)
         yield port
@@ -75,12 +79,23 @@ ignore_startup_parameters = {"options" if ignore_options else ""}
         shutil.rmtree(home, ignore_errors=True)
 
 
+def _remove_leftovers() -> None:
+    """Folders of runs that were killed before they could clean up."""
+    for home in data_root().glob("pgbouncer-*-*"):
+        try:
+            os.kill(int(home.name.split("-")[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(home, ignore_errors=True)
+        except (ValueError, PermissionError):
+            pass
+
+
 def _wait_for(port: int, process: subprocess.Popen, home: Path) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if process.poll() is not None:
             log = (home / "log").read_text() if (home / "log").exists() else ""
-            raise RuntimeError(f"pgbouncer exited: {process.stderr.read().decode()} {log[-500:]}")
+            raise RuntimeError(f"pgbouncer exited: {log[-500:]}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
