@@ -173,7 +173,7 @@ def _out_of_range(key: str, value) -> str | None:
         return (f"{key} = {value!r} rounds to 0 ms, which PostgreSQL reads as no timeout at all; "
                 f"use at least 0.001 (seconds)")
     if key in _SERVER_TIMEOUTS and value > _MAX_SERVER_TIMEOUT:
-        return f"{key} = {value!r} is more than PostgreSQL allows ({_MAX_SERVER_TIMEOUT:g} s, about 24 days)"
+        return f"{key} = {value!r} is more than PostgreSQL allows ({int(_MAX_SERVER_TIMEOUT)} s, about 24 days)"
     return None
 
 

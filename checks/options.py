@@ -2,7 +2,7 @@
 that says what to give instead (every example it suggests is itself accepted)."""
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 from checks.environments import Environment, read_only
 from checks.errors import SetupError
@@ -14,15 +14,16 @@ _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}(Z|[+-]\d{2}(:?\d{2})?)?")
 def restore_point(text: str, now: datetime) -> datetime:
     """--restore-point: an ISO-8601 time with a time of day and a zone, not after `now`
     (the target's clock)."""
-    text = text.strip()
-    example = "e.g. 2026-11-20T14:30:00Z"
+    text, now = text.strip(), now.astimezone(timezone.utc)
     if _DATE_ONLY.fullmatch(text):
-        raise SetupError(f"--restore-point {text!r} is a date without a time of day; give the time the "
-                         f"target was restored to, {example}")
+        day = datetime.fromisoformat(text[:10] if "-" in text else f"{text[:4]}-{text[4:6]}-{text[6:8]}")
+        raise SetupError(f"--restore-point {text!r} is a date without a time of day; give the exact time the "
+                         f"target was restored to, e.g. {day:%Y-%m-%d}T00:00:00Z (UTC)")
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        moment = datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text))
     except ValueError:
-        raise SetupError(f"--restore-point {text!r} is not an ISO-8601 time; {example}") from None
+        raise SetupError(f"--restore-point {text!r} is not an ISO-8601 time; e.g. {now:%Y-%m-%dT%H:00:00Z} "
+                         f"(UTC)") from None
     if moment.tzinfo is None:
         raise SetupError(f"--restore-point {text!r} has no time zone; add one, e.g. {text}Z for UTC")
     if moment > now:
