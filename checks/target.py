@@ -75,8 +75,9 @@ class Target:
         """How the guards are kept, once a connection was made: for the report."""
         if self._pooled is None:
             return "not connected yet"
-        return ("pooler: read-only and timeouts set in every transaction" if self._pooled
-                else "direct: read-only and timeouts set for the session")
+        guarded = "read-only and timeouts" if self.env.read_only else "timeouts"
+        return (f"pooler: {guarded} set in every transaction" if self._pooled
+                else f"direct: {guarded} set for the session")
 
     # -- connections -------------------------------------------------------------
     def connect(self) -> psycopg.Connection:
