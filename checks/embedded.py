@@ -35,6 +35,7 @@ SETTINGS = {
     "maintenance_work_mem": "'512MB'",
     "max_wal_size": "'4GB'",
     "log_min_messages": "warning",
+    "log_line_prefix": "'%m [%p] %d '",  # the database: which clone an error in the log came from
 }
 
 # Local socket only. Trusted, except roles named ordak_password_*: the suite's own tests use
@@ -53,10 +54,21 @@ def data_root() -> Path:
     is preferred to the system temp folder: on ext4, creating and dropping hundreds of clone
     databases slows inode allocation thirtyfold (bench/RESULTS.md)."""
     if os.environ.get("ORDAK_DATA_DIR"):
-        return Path(os.environ["ORDAK_DATA_DIR"])
+        return _writable(Path(os.environ["ORDAK_DATA_DIR"]), "ORDAK_DATA_DIR")
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
-    return base / f"ordak-verify-{os.getuid()}"
+    return _writable(base / f"ordak-verify-{os.getuid()}", "the data folder")
+
+
+def _writable(folder: Path, name: str) -> Path:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SetupError(f"{name} {folder} cannot be written ({exc.strerror}): point ORDAK_DATA_DIR at a "
+                         f"writable folder outside your home and the checkout, e.g. /dev/shm/ordak-verify") from None
+    return folder
 
 
 def binary(name: str) -> Path:

@@ -4,6 +4,8 @@ The file says which environments exist and where each one's secrets live; the va
 from environment variables only. Mistakes in the file are reported as `file:line: what`.
 """
 
+import io
+import math
 import os
 import re
 import tomllib
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from types import MappingProxyType
+
+from dotenv import load_dotenv
 
 from checks.contract import thresholds as known_thresholds
 from checks.core import Acceptance
@@ -27,10 +31,14 @@ _SCALARS = {
     "connect_timeout": ((int, float), "a number of seconds"),
     "statement_timeout": ((int, float), "a number of seconds"),
     "lock_timeout": ((int, float), "a number of seconds"),
+    "idle_in_transaction_timeout": ((int, float), "a number of seconds"),
     "staff_user": ((str,), "a staff user id (uuid) or email"),
 }
 _TABLES = {"secrets", "thresholds"}
 _LISTS = {"accepted"}  # [[<env>.accepted]]: findings the team accepted, by key
+# Timeouts PostgreSQL keeps in milliseconds, where 0 means "no timeout at all"; at most INT_MAX ms.
+_SERVER_TIMEOUTS = {"statement_timeout", "lock_timeout", "idle_in_transaction_timeout"}
+_MAX_SERVER_TIMEOUT = 2_147_483.647
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,17 @@ class Environment:
     connect_timeout: float = 10
     statement_timeout: float = 120
     lock_timeout: float = 5
+    idle_in_transaction_timeout: float | None = None  # default: idle_timeout
     staff_user: str | None = None
     secrets: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     accepted: tuple[Acceptance, ...] = ()
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds a connection may sit idle inside a transaction before the server ends it
+        (releasing its locks): the setting, else twice the statement timeout, at least 2 min."""
+        return self.idle_in_transaction_timeout or max(2 * self.statement_timeout, 120)
 
     def secret(self, key: str) -> str:
         """The secret's value, or a SetupError naming the variable to set."""
@@ -75,10 +90,7 @@ def read_only(env: Environment) -> Environment:
 
 def load_environments(path: Path) -> dict[str, Environment]:
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise SetupError(f"{path}: file not found; pass --environments=PATH or restore environments.toml") from None
+    text = read_utf8(path, "pass --environments=PATH or restore environments.toml")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -87,6 +99,29 @@ def load_environments(path: Path) -> dict[str, Environment]:
         reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise SetupError(f"{path}:{line}: not valid TOML: {reason}") from None
     return {name: _environment(name, table, path, text) for name, table in raw.items()}
+
+
+def read_utf8(path: Path, hint: str) -> str:
+    """A text file's content, or one line saying why it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SetupError(f"{path}: file not found; {hint}") from None
+    except IsADirectoryError:
+        raise SetupError(f"{path}: is a folder, not a file; {hint}") from None
+    except OSError as exc:
+        raise SetupError(f"{path}: cannot be read ({exc.strerror}); {hint}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SetupError(f"{path}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
+
+
+def load_dotenv_file(path: Path) -> None:
+    """Reads a .env file (if there is one) into the environment; set variables win."""
+    if path.is_file():
+        load_dotenv(stream=io.StringIO(read_utf8(path, "fix or remove the .env file")), override=False)
 
 
 def _environment(name: str, table, path: Path, text: str) -> Environment:
@@ -118,6 +153,9 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
             types, expected = _SCALARS[key]
             if isinstance(value, bool) and bool not in types or not isinstance(value, types):
                 fail(key, f"{key} must be {expected}, not {value!r}")
+            problem = _out_of_range(key, value)
+            if problem:
+                fail(key, problem)
             values[key] = value
         else:
             known = ", ".join(sorted([*_SCALARS, *_TABLES, *_LISTS]))
@@ -149,6 +187,22 @@ def _acceptances(value, fail) -> tuple[Acceptance, ...]:
             fail(f"accepted {entry['key']}: until must be a date, like until = 2027-01-31 (no quotes)")
         found.append(Acceptance(entry["key"], entry["reason"].strip(), entry["until"]))
     return tuple(found)
+
+
+def _out_of_range(key: str, value) -> str | None:
+    """What is wrong with a number that has the right type but cannot be right."""
+    if key == "scale" and value < 1:
+        return f"scale must be at least 1 order per store, not {value}"
+    if not key.endswith("_timeout"):
+        return None
+    if not math.isfinite(value) or value <= 0:
+        return f"{key} must be a positive number of seconds, not {value!r}"
+    if key in _SERVER_TIMEOUTS and round(value * 1000) < 1:
+        return (f"{key} = {value!r} rounds to 0 ms, which PostgreSQL reads as no timeout at all; "
+                f"use at least 0.001 (seconds)")
+    if key in _SERVER_TIMEOUTS and value > _MAX_SERVER_TIMEOUT:
+        return f"{key} = {value!r} is more than PostgreSQL allows ({int(_MAX_SERVER_TIMEOUT)} s, about 24 days)"
+    return None
 
 
 def _line_of(text: str, table: str, key: str | None) -> int:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pglast import split
-from pglast.parser import scan
+from pglast.parser import ParseError, scan
 
 from checks.core import Check
 from checks.target import Target
@@ -14,24 +14,53 @@ from checks.target import Target
 _FILE_NAME = re.compile(r"^(\d+)_(.*)\.sql$")
 
 
+class UnreadableMigration(ValueError):
+    """A migration file that is not UTF-8, or whose SQL cannot be split (an unterminated quote,
+    dollar quote or comment): `file:line: what`."""
+
+
 @dataclass(frozen=True)
 class MigrationFile:
     version: str
     name: str
     path: Path
 
+    def text(self) -> str:
+        data = self.path.read_bytes()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[:exc.start].count(b"\n") + 1
+            raise UnreadableMigration(f"{self.path.name}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
+                                      f"the Supabase CLI reads migrations as UTF-8") from None
+
     def statements(self) -> list[str]:
-        return split_statements(self.path.read_text())
+        text = self.text()
+        try:
+            return split_statements(text)
+        except ParseError as exc:
+            offset = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+            line = text[:offset].count("\n") + 1 if offset is not None else "?"
+            raise UnreadableMigration(f"{self.path.name}:{line}: SQL cannot be split into statements: "
+                                      f"{str(exc.args[0]).split(' at or near')[0]}") from None
 
 
 def migration_files(folder: Path) -> list[MigrationFile]:
-    """The migration files of a folder, oldest first (other files are ignored, as the CLI does)."""
+    """The migration files of a folder, oldest first (other files are skipped, as the CLI
+    does: stray_files() names them)."""
     found = []
     for path in sorted(Path(folder).glob("*.sql")):
         match = _FILE_NAME.match(path.name)
-        if match:
+        if match and path.is_file():
             found.append(MigrationFile(match.group(1), match.group(2), path))
     return sorted(found, key=lambda m: m.version)
+
+
+def stray_files(folder: Path) -> list[Path]:
+    """Files of the folder the Supabase CLI skips because their name is not <version>_<name>.sql
+    (hidden files such as .gitkeep and subfolders aside)."""
+    return [path for path in sorted(Path(folder).iterdir())
+            if path.is_file() and not path.name.startswith(".") and not _FILE_NAME.match(path.name)]
 
 
 def split_statements(sql: str) -> list[str]:
@@ -53,6 +82,10 @@ def normalized(sql: str) -> str:
     return " ".join(tokens)
 
 
+FILES_VALID = Check("migration_files_valid", "every file in the migrations folder is a migration the Supabase CLI "
+                    "applies: named <version>_<name>.sql, UTF-8, its quotes, dollar quotes and comments closed",
+                    "rename the file <version>_<name>.sql (or move it out of the folder); save it as UTF-8; "
+                    "fix the SQL at the line named")
 APPLIED = Check("migrations_applied", "every migration file in Git is applied to the database",
                 "apply the missing migrations in order (supabase db push), or restore a later backup")
 KNOWN = Check("migrations_known", "every migration the database records has its file in Git",
@@ -71,6 +104,20 @@ def recorded(target: Target) -> list[dict] | None:
 def _heads(files: list[MigrationFile], rows: list[dict]) -> dict:
     return {"head_in_git": files[-1].version if files else None,
             "head_in_database": rows[-1]["version"] if rows else None}
+
+
+def files_valid(folder: Path):
+    """Files the CLI would skip, or could not read: each one a migration that never runs as written."""
+    violations = [{"object": path.name, "problem": "name is not <version>_<name>.sql: the Supabase CLI "
+                                                   "skips this file, so it is never applied"}
+                  for path in stray_files(folder)]
+    for migration in migration_files(folder):
+        try:
+            migration.statements()
+        except UnreadableMigration as exc:
+            where, _, problem = str(exc).partition(": ")
+            violations.append({"object": where, "problem": problem})
+    return FILES_VALID.verdict("all", violations)
 
 
 def files_applied(target: Target, folder: Path):
@@ -100,7 +147,7 @@ def applied_unchanged(target: Target, folder: Path):
     if rows is None:
         return UNCHANGED.blocked("all", "no migrations table: see test_migration_files_applied")
     by_version = {r["version"]: r for r in rows}
-    violations, unverifiable = [], []
+    violations, unverifiable, unreadable = [], [], []
     for m in files:
         row = by_version.get(m.version)
         if row is None:
@@ -108,6 +155,11 @@ def applied_unchanged(target: Target, folder: Path):
         if not row["statements"]:
             unverifiable.append(m.version)  # written by an older CLI or by hand: nothing to compare
             continue
-        if normalized(m.path.read_text()) != normalized(";\n".join(row["statements"])):
+        try:
+            m.statements()  # scans the file: an unreadable one is test_migration_files_valid's finding
+        except UnreadableMigration:
+            unreadable.append(m.path.name)
+            continue
+        if normalized(m.text()) != normalized(";\n".join(row["statements"])):
             violations.append({"object": m.path.name, "problem": "file differs from the statements applied"})
-    return UNCHANGED.verdict("all", violations, unverifiable=unverifiable)
+    return UNCHANGED.verdict("all", violations, unverifiable=unverifiable, unreadable=unreadable)

@@ -11,16 +11,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 from _pytest.junitxml import xml_key
-from dotenv import load_dotenv
 
-from checks import summary
+from checks import options, summary
 from checks.contract import thresholds as contract_thresholds
 from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
-from checks.data import Clock, parse_restore_point
-from checks.environments import Environment, load_environments, read_only
+from checks.data import Clock
+from checks.environments import Environment, load_dotenv_file, load_environments, read_only
 from checks.errors import SetupError, redact
+from checks.guards import stopped_by_guard
 from checks.schema import require_ordak
 from checks.target import Target
 
@@ -96,9 +97,9 @@ def pytest_configure(config):
     try:
         _resolve(config, run)
         _ACCEPTED[:] = run.env.accepted
-    except SetupError as exc:
+    except (SetupError, psycopg.Error) as exc:
         secrets = run.target.secrets() if run.target else run.env.secret_values() if run.env else ()
-        run.error = redact(str(exc), secrets)
+        run.error = redact(_one_line(exc, run.env), secrets)
         # Nothing to distribute: stop before xdist (configured after us) starts workers.
         config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
     if not (config.option.help or config.option.collectonly):
@@ -107,7 +108,7 @@ def pytest_configure(config):
 
 
 def _resolve(config, run: Run) -> None:
-    load_dotenv(config.rootpath / ".env", override=False)
+    load_dotenv_file(config.rootpath / ".env")
     folder = config.getoption("migrations_dir")
     if folder and not Path(folder).is_dir():
         raise SetupError(f"--migrations-dir {folder}: no such folder; point it at the app's supabase/migrations")
@@ -127,21 +128,15 @@ def _resolve(config, run: Run) -> None:
         url = env.secret("db_url")
     run.target = Target(env, url)
     run.facts = {"server_version": run.target.scalar("show server_version"),
-                 "user": run.target.scalar("select current_user")}
+                 "user": run.target.scalar("select current_user"), "door": run.target.door}
     require_ordak(run.target)
     if config.getoption("persist_smoke") and env.read_only:
         raise SetupError(f"--persist-smoke writes a test order; environment '{env.name}' is read-only")
-    restore_point = config.getoption("restore_point")
-    run.clock = Clock(parse_restore_point(restore_point), True) if restore_point else \
-        Clock(run.target.scalar("select now()"), False)
+    restore_point, now = config.getoption("restore_point"), run.target.scalar("select now()")
+    run.clock = Clock(options.restore_point(restore_point, now), True) if restore_point else Clock(now, False)
     compare_to = config.getoption("compare_to")
     if compare_to:
-        if compare_to not in environments:
-            raise SetupError(f"--compare-to: unknown environment '{compare_to}'; known: {', '.join(environments)}")
-        if environments[compare_to].embedded:
-            raise SetupError("--compare-to needs an environment reached by URL, not the embedded reference")
-        other = read_only(environments[compare_to])
-        run.compare = Target(other, other.secret("db_url"))
+        run.compare = Target(*options.compare_to(compare_to, env, run.target.location, environments))
         require_ordak(run.compare)
 
 
@@ -157,6 +152,15 @@ def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
     paths = summary.ReportPaths.beside(Path(html), config.option.xmlpath)
     config.option.xmlpath = str(paths.xml)
     return paths
+
+
+def _one_line(exc: Exception, env: Environment | None) -> str:
+    """A setup error as a person must read it; a database error met while starting, too."""
+    if isinstance(exc, SetupError):
+        return str(exc)
+    stopped = stopped_by_guard(exc, env) if env else None
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return stopped or f"[{env.name if env else '?'}] the database refused a query needed to start: {first}"
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -317,6 +321,20 @@ def pytest_runtest_call(item):
     finally:
         item.user_properties.extend(_facts.items())
         item.user_properties.extend((VERDICT_PROPERTY, json.dumps(v, default=str)) for v in _verdicts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A query stopped by a timeout fails its test in one line naming the setting to raise
+    (never a QueryCanceled traceback); so does a connection that cannot be made."""
+    report = yield
+    env = item.config.stash[RUN].env
+    error = call.excinfo.value if call.excinfo is not None else None
+    if env is not None and error is not None:
+        line = str(error) if isinstance(error, SetupError) else stopped_by_guard(error, env)
+        if line:
+            report.outcome, report.longrepr = "failed", line
+    return report
 
 
 def verdict_records(report) -> list[dict]:

@@ -220,6 +220,9 @@ def sequences_ahead(target: Target):
 def require_ordak(target: Target) -> None:
     """Stops the run once, clearly, when the database is not an Ordak at all."""
     tables = contract()["core_tables"]
+    if target.scalar("select to_regnamespace('public') is null"):
+        raise SetupError(f"[{target.env.name}] {target.location} is not an Ordak database: it has no schema "
+                         f"public (Ordak's tables live there); check the database URL, or restore the schema")
     present = target.scalar(
         "select count(*) from pg_class where relnamespace = 'public'::regnamespace and relname = any(%s)",
         (tables,))

@@ -121,9 +121,18 @@ def anon_execute(target: Target):
 
 
 def anon_read_probe(target: Target, rpc: str, probe: dict):
-    """Calls the read RPC as anon, the way PostgREST would, in a transaction that rolls back."""
-    if not catalog.functions(target, ["public"], [rpc]):
+    """Calls the read RPC as anon, the way PostgREST would, in a transaction that rolls back;
+    only when anon may execute it: a role without EXECUTE is refused already (the healthy
+    answer), and calling anyway would leave a `permission denied` error in the server's log."""
+    found = catalog.functions(target, ["public"], [rpc])
+    if not found:
         return ANON_READ_PROBE.blocked(rpc, f"public.{rpc} is missing: see test_rpc[{rpc}]")
+    if "anon" not in _api_roles(target):
+        return ANON_READ_PROBE.verdict(rpc, [], anon="no such role")
+    if not target.scalar("select has_schema_privilege('anon', 'public', 'USAGE') and "
+                         "bool_or(has_function_privilege('anon', oid, 'EXECUTE')) from unnest(%s::oid[]) oid",
+                         ([f["oid"] for f in found],)):
+        return ANON_READ_PROBE.verdict(rpc, [], anon="no EXECUTE: refused without a call")
     if not target.scalar("select pg_has_role(current_user, 'anon', 'MEMBER')"):
         return ANON_READ_PROBE.blocked(rpc, f"the connected role ({target.scalar('select current_user')}) "
                                             "cannot act as anon; connect as postgres to run this probe")
@@ -133,8 +142,10 @@ def anon_read_probe(target: Target, rpc: str, probe: dict):
         try:
             with target.as_anon(conn), conn.transaction():
                 rows = conn.execute(f"select * from public.{rpc}({named}) limit 5", args).fetchall()
+        except psycopg.OperationalError:
+            raise  # a timeout or a lost connection is not a refusal
         except psycopg.Error:
-            return ANON_READ_PROBE.verdict(rpc, [])  # refused: what we want
+            return ANON_READ_PROBE.verdict(rpc, [], anon="may execute; the function refused")
     leaked = [r for r in rows if any(v not in (None, 0, False, "") for v in r.values())]
     return ANON_READ_PROBE.verdict(rpc, [
         {"object": f"public.{rpc}", "problem": "returned data to anon", "row": _shorten(r)} for r in leaked])

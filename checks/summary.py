@@ -123,7 +123,8 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
                  thresholds=contract_thresholds(env.thresholds if env else None), stores=contract()["stores"],
                  results=results, timeline=run.timeline, started=started, finished=datetime.now(timezone.utc),
                  exit_status=exit_status, command=command, root=root,
-                 server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user")})
+                 server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user"),
+                         "connection": run.facts.get("door")})
     return redacted(data, tuple(s for s in secrets if s != shown))
 
 

@@ -1,9 +1,9 @@
 """Connections to the database under test.
 
 Read-only environments are read-only at the connection level: every transaction starts
-READ ONLY (psycopg's `read_only`, which works through Supabase's transaction pooler too), a
-direct connection also gets `default_transaction_read_only=on`, and both are verified after
-connecting. Writes happen only in sandbox(), which always rolls back.
+READ ONLY (psycopg's `read_only`), and the server is told so as well: for the session on a
+direct connection, in every transaction through a pooler (checks.guards, which also keeps
+the timeouts on both doors). Writes happen only in sandbox(), which always rolls back.
 """
 
 import json
@@ -14,6 +14,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from checks import guards
 from checks.environments import Environment
 from checks.errors import SetupError, redact
 
@@ -34,6 +35,8 @@ class Target:
         if not str(self._params.get("port", "5432")).replace(",", "").isdigit():
             raise SetupError(self._unparsable())
         self._shared: psycopg.Connection | None = None
+        self._pooled: bool | None = None  # decided on the first connection
+        self._options_refused = False
 
     def __repr__(self) -> str:
         return f"Target(env={self.env.name!r}, {self.location})"
@@ -64,40 +67,61 @@ class Target:
 
     @property
     def through_pooler(self) -> bool:
+        """The URL's port is Supabase's transaction pooler: no session settings are sent."""
         return str(self._params.get("port", "")) == POOLER_PORT
+
+    @property
+    def door(self) -> str:
+        """How the guards are kept, once a connection was made: for the report."""
+        if self._pooled is None:
+            return "not connected yet"
+        guarded = "read-only and timeouts" if self.env.read_only else "timeouts"
+        return (f"pooler: {guarded} set in every transaction" if self._pooled
+                else f"direct: {guarded} set for the session")
 
     # -- connections -------------------------------------------------------------
     def connect(self) -> psycopg.Connection:
-        """A new connection (not autocommit), read-only if the environment is."""
-        env = self.env
-        options = {
-            "application_name": APPLICATION_NAME,
-            "connect_timeout": self.connect_timeout,
-        }
-        if not self.through_pooler:
-            settings = {
-                "statement_timeout": f"{int(env.statement_timeout * 1000)}",
-                "lock_timeout": f"{int(env.lock_timeout * 1000)}",
-                "idle_in_transaction_session_timeout": f"{int(max(env.statement_timeout, 60) * 2000)}",
-            }
-            if env.read_only:
-                settings["default_transaction_read_only"] = "on"
-            options["options"] = " ".join(f"-c {k}={v}" for k, v in settings.items())
-        # Values already in the URL (say ?connect_timeout=3) win over our defaults.
-        conninfo = make_conninfo(self._url, **{k: v for k, v in options.items() if k not in self._params})
-        try:
-            conn = psycopg.connect(conninfo, prepare_threshold=None, row_factory=dict_row)
-        except psycopg.OperationalError as exc:
-            raise SetupError(self._describe(exc)) from None
+        """A new connection (not autocommit) that keeps every guard (see checks.guards):
+        the timeouts always, read-only if the environment is."""
+        env, wanted = self.env, guards.settings(self.env)
+        conn = self._open(wanted)
+        if self._pooled is None:
+            # A pooler is known by the port, by refusing startup options, or by having
+            # dropped them: what the server answers, not the port alone.
+            self._pooled = self._options_refused or self.through_pooler or any(
+                value != wanted[name] for name, value in guards.in_effect(conn, wanted).items()
+                if name in wanted)
+        if self._pooled:
+            conn.guard = guards.per_transaction(wanted)
         conn.read_only = env.read_only
-        if env.read_only:
-            with conn.transaction():
-                on = conn.execute("select current_setting('transaction_read_only') as on").fetchone()["on"]
-            if on != "on":
-                conn.close()
-                raise SetupError(f"[{env.name}] {self.location}: the connection is not read-only "
-                                 f"(transaction_read_only={on}); refusing to go on")
+        failing = guards.missing(conn, wanted)
+        if failing:
+            conn.close()
+            what = "is not read-only" if any(f.startswith("transaction_read_only=") for f in failing) \
+                else "does not keep its timeouts"
+            raise SetupError(f"[{env.name}] {self.location}: the connection {what} "
+                             f"({', '.join(failing)}); refusing to go on")
         return conn
+
+    def _open(self, wanted: dict[str, str]) -> guards.GuardedConnection:
+        extras = {"application_name": APPLICATION_NAME, "connect_timeout": self.connect_timeout}
+        extras = {k: v for k, v in extras.items() if k not in self._params}  # the URL's own values win
+        send_options = not (self.through_pooler or self._options_refused)
+        if send_options:
+            extras["options"] = guards.startup_options(self._params.get("options"), wanted)
+        try:
+            return guards.GuardedConnection.connect(make_conninfo(self._url, **extras), prepare_threshold=None,
+                                                    row_factory=dict_row)
+        except psycopg.OperationalError as exc:
+            if not (send_options and guards.refused_options(exc)):
+                raise SetupError(self._describe(exc)) from None
+        # A pooler that passes no startup options on: the guards go in every transaction.
+        self._options_refused = True
+        if self._params.get("options"):
+            variable = self.env.secrets.get("db_url", "the database URL")
+            raise SetupError(f"[{self.env.name}] {self.location} refuses startup options (a connection pooler): "
+                             f"remove options= from {variable}")
+        return self._open(wanted)
 
     @property
     def conn(self) -> psycopg.Connection:

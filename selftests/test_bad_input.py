@@ -1,12 +1,20 @@
 """Bad input gets one clear line: what is wrong and how to fix it, a non-zero exit, no
 traceback, no secret, and the report is still written."""
 
+import re
+import shutil
 import socket
 import time
 
+import psycopg
 import pytest
 
-from selftests.harness import run_suite
+from checks import guards
+from checks.environments import Environment
+from checks.errors import SetupError
+from checks.target import Target
+from selftests.harness import ROOT, run_suite
+from selftests.pgbouncer import pgbouncer
 
 SECRET = "Tr0ub4dor-and-3-s3cret"
 
@@ -51,8 +59,12 @@ def test_unreachable_host_gives_up_within_the_connect_timeout(tmp_path):
         started = time.monotonic()
         run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=tmp_path)
         elapsed = time.monotonic() - started
+    # Against a run stopped before connecting, so that a busy machine's slow start-up cancels out.
+    started = time.monotonic()
+    run_suite("--env=nowhere", env={}, workdir=tmp_path / "baseline")
+    baseline = time.monotonic() - started
     assert_one_line_error(run, "cannot connect to 127.0.0.1", "no answer within 2 s")
-    assert elapsed < 15, f"took {elapsed:.1f} s"
+    assert elapsed - baseline < 10, f"took {elapsed:.1f} s, {baseline:.1f} s of which is start-up"
 
 
 def test_wrong_password(tmp_path, reference):
@@ -82,6 +94,12 @@ def test_missing_database(tmp_path, reference):
     assert_one_line_error(run, "database 'ordak_nope' does not exist")
 
 
+def test_database_without_schema_public(tmp_path, ordak_clone):
+    clone = ordak_clone("drop schema public cascade", as_admin=True)
+    run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": clone.url}, workdir=tmp_path)
+    assert_one_line_error(run, "is not an Ordak database: it has no schema public")
+
+
 @pytest.mark.parametrize("content, expected", [
     ("[staging]\ndescription = 'x'\n[staging.secrets\ndb_url = 'X'\n", ":3: not valid TOML"),
     ("[staging]\ndescription = 'x'\nread_only = 'yes'\n[staging.secrets]\ndb_url = 'X'\n",
@@ -91,9 +109,178 @@ def test_missing_database(tmp_path, reference):
     ("[production]\nread_only = false\n[production.secrets]\ndb_url = 'X'\n",
      ":2: [production] production is always read-only"),
     ("[staging]\ndescription = 'no url'\n", ":1: [staging] needs secrets.db_url"),
+    ("[staging]\ndescription = 'x'\nstatement_timeout = -5\n[staging.secrets]\ndb_url = 'X'\n",
+     ":3: [staging] statement_timeout must be a positive number of seconds, not -5"),
+    ("[staging]\nlock_timeout = 0\n[staging.secrets]\ndb_url = 'X'\n",
+     ":2: [staging] lock_timeout must be a positive number of seconds, not 0"),
+    ("[staging]\n\nstatement_timeout = 0.0004\n[staging.secrets]\ndb_url = 'X'\n",
+     ":3: [staging] statement_timeout = 0.0004 rounds to 0 ms, which PostgreSQL reads as no timeout at all"),
+    ("[staging]\nidle_in_transaction_timeout = nan\n[staging.secrets]\ndb_url = 'X'\n",
+     ":2: [staging] idle_in_transaction_timeout must be a positive number of seconds, not nan"),
+    ("[staging]\nconnect_timeout = -inf\n[staging.secrets]\ndb_url = 'X'\n",
+     ":2: [staging] connect_timeout must be a positive number of seconds, not -inf"),
+    ("[staging]\nlock_timeout = 3000000\n[staging.secrets]\ndb_url = 'X'\n",
+     ":2: [staging] lock_timeout = 3000000 is more than PostgreSQL allows"),
+    ("[local]\nembedded = true\nscale = 0\n", ":3: [local] scale must be at least 1"),
 ])
 def test_malformed_environments_file(tmp_path, content, expected):
     path = tmp_path / "envs.toml"
     path.write_text(content)
     run = run_suite("--env=staging", f"--environments={path}", env={}, workdir=tmp_path / "run")
     assert_one_line_error(run, f"envs.toml{expected}")
+
+
+def test_environments_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "envs.toml"
+    path.write_bytes("[staging]\n[staging.secrets]\n# caf\u00e9\ndb_url = 'X'\n".encode("latin-1"))
+    run = run_suite("--env=staging", f"--environments={path}", env={}, workdir=tmp_path / "run")
+    assert_one_line_error(run, "envs.toml:3: not UTF-8 (byte 0xe9); save the file as UTF-8")
+
+
+def test_environments_file_that_is_a_folder(tmp_path):
+    run = run_suite("--env=staging", f"--environments={tmp_path}", env={}, workdir=tmp_path / "run")
+    assert_one_line_error(run, f"{tmp_path}: is a folder, not a file")
+
+
+def test_dotenv_file_that_is_not_utf8(tmp_path):
+    """.env is read from the project root (--rootdir here, so the real one is left alone)."""
+    (tmp_path / ".env").write_bytes("ORDAK_STAGING_DB_URL=postgresql://caf\u00e9@/x\n".encode("latin-1"))
+    run = run_suite("--env=staging", f"--rootdir={tmp_path}", f"--environments={ROOT / 'environments.toml'}",
+                    env={}, workdir=tmp_path / "run")
+    assert_one_line_error(run, ".env:1: not UTF-8 (byte 0xe9)")
+
+
+def test_data_dir_that_cannot_be_written(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    run = run_suite("--env=local", env={"ORDAK_DATA_DIR": str(tmp_path / "a-file" / "clusters")},
+                    workdir=tmp_path / "run")
+    assert_one_line_error(run, f"ORDAK_DATA_DIR {tmp_path / 'a-file' / 'clusters'} cannot be written",
+                          "point ORDAK_DATA_DIR at a writable folder")
+
+
+@pytest.fixture
+def ordak_url(ordak_clone):
+    return ordak_clone().url
+
+
+@pytest.mark.parametrize("option, expected", [
+    ("--restore-point=yesterday", "--restore-point 'yesterday' is not an ISO-8601 time; e.g. 20"),
+    ("--restore-point=2020-11-20", "--restore-point '2020-11-20' is a date without a time of day"),
+    ("--restore-point=2020-11-20T14:30", "--restore-point '2020-11-20T14:30' has no time zone"),
+    ("--restore-point=2099-01-01T00:00:00Z", "--restore-point '2099-01-01T00:00:00Z' is in the future"),
+    ("--compare-to=restore", "--compare-to=restore names the target itself"),
+    ("--compare-to=nowhere", "--compare-to: unknown environment 'nowhere'"),
+    ("--compare-to=local", "--compare-to needs an environment reached by URL"),
+    ("--migrations-dir=/nonexistent/supabase/migrations", "--migrations-dir /nonexistent/supabase/migrations: no such folder"),
+])
+def test_options_that_cannot_be_right(tmp_path, ordak_url, option, expected):
+    run = run_suite("--env=restore", option, env={"ORDAK_RESTORE_DB_URL": ordak_url}, workdir=tmp_path)
+    assert_one_line_error(run, expected)
+
+
+def test_compare_to_the_same_database_under_another_name(tmp_path, ordak_url):
+    run = run_suite("--env=restore", "--compare-to=production", workdir=tmp_path,
+                    env={"ORDAK_RESTORE_DB_URL": ordak_url, "ORDAK_PRODUCTION_DB_URL": ordak_url})
+    assert_one_line_error(run, "--compare-to=production points at the same database as --env=restore")
+
+
+@pytest.mark.parametrize("given", ["2020-11-20", "2020-11-20T14:30"])
+def test_the_restore_point_hint_is_itself_accepted(tmp_path, ordak_url, given):
+    refused = run_suite("--env=restore", f"--restore-point={given}", env={"ORDAK_RESTORE_DB_URL": ordak_url},
+                        workdir=tmp_path / "refused")
+    hint = re.search(r"e\.g\. (\S+)", assert_one_line_error(refused)).group(1)
+    accepted = run_suite("--env=restore", f"--restore-point={hint}", "tests/test_schema.py", "-k", "test_enum",
+                         env={"ORDAK_RESTORE_DB_URL": ordak_url}, workdir=tmp_path / "accepted")
+    assert accepted.exit_code == 0, accepted.output
+    assert accepted.with_status("passed"), accepted.output
+
+
+def test_persist_smoke_on_a_read_only_env(tmp_path, ordak_url):
+    run = run_suite("--env=production", "--persist-smoke", env={"ORDAK_PRODUCTION_DB_URL": ordak_url}, workdir=tmp_path)
+    assert_one_line_error(run, "--persist-smoke writes a test order; environment 'production' is read-only")
+
+
+def test_a_pooler_refusing_the_urls_own_options(tmp_path, ordak_clone, reference):
+    cluster, _ = reference
+    clone = ordak_clone()
+    with pgbouncer(cluster.server.datadir) as port:
+        url = f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/{clone.name}?options=-c%20search_path%3Dpublic"
+        run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=tmp_path)
+    assert_one_line_error(run, f"127.0.0.1:{port}/{clone.name} refuses startup options (a connection pooler): "
+                               "remove options= from ORDAK_RESTORE_DB_URL")
+
+
+def test_a_connection_that_loses_a_guard_stops_the_run(ordak_url, monkeypatch):
+    """If the per-transaction guard ever went missing (a psycopg release changing how it
+    begins transactions, say), connecting fails instead of running unguarded."""
+    monkeypatch.setattr(Target, "through_pooler", property(lambda self: True))
+    monkeypatch.setattr(guards, "per_transaction", lambda wanted: b"select 1")
+    with pytest.raises(SetupError) as stopped:
+        Target(Environment("production", read_only=True), ordak_url).connect()
+    assert "the connection is not read-only (" in str(stopped.value)
+    assert "transaction_read_only=off (wanted on)" in str(stopped.value)
+    assert "statement_timeout=0 (wanted 120000)" in str(stopped.value)
+    assert str(stopped.value).endswith("refusing to go on")
+
+
+# Reading orders_bannos takes 10 ms a row (300 rows): a database far too slow for its timeout.
+SLOW_READS = ("alter table public.orders_bannos rename to orders_bannos_rows",
+              "create view public.orders_bannos as select o.* from public.orders_bannos_rows o "
+              "where pg_sleep(0.01 + 0 * length(o.id)) is not null")  # o.id: once per row, not once
+
+
+def test_a_check_stopped_by_the_statement_timeout_fails_in_one_line(tmp_path, ordak_clone):
+    """A real check (counting a store's orders) on a database too slow for the timeout."""
+    clone = ordak_clone(*SLOW_READS)
+    envs = tmp_path / "envs.toml"
+    envs.write_text("[restore]\nstatement_timeout = 1\n[restore.secrets]\ndb_url = 'ORDAK_RESTORE_DB_URL'\n")
+    run = run_suite("--env=restore", f"--environments={envs}", "tests/test_store_data.py", "-k",
+                    "test_store_not_empty and bannos", env={"ORDAK_RESTORE_DB_URL": clone.url}, workdir=tmp_path / "run")
+    assert run.exit_code == 1, run.output
+    assert run.outcome("test_store_not_empty[bannos]").message == (
+        "a query ran longer than statement_timeout (1 s) on environment 'restore' and was stopped by the server; "
+        "if the database is just slow or busy, raise statement_timeout under [restore] in environments.toml")
+    assert "Traceback" not in run.output and "QueryCanceled" not in run.output, run.output
+    assert run.report.exists()
+
+
+def test_a_check_stopped_by_the_lock_timeout_fails_in_one_line(tmp_path, ordak_clone):
+    """A real check meets a table locked by a migration: it gives up instead of queueing."""
+    clone = ordak_clone()
+    envs = tmp_path / "envs.toml"
+    envs.write_text("[restore]\nlock_timeout = 0.5\n[restore.secrets]\ndb_url = 'ORDAK_RESTORE_DB_URL'\n")
+    with psycopg.connect(clone.url) as migration:
+        migration.execute("lock table public.orders_bannos in access exclusive mode")
+        run = run_suite("--env=restore", f"--environments={envs}", "tests/test_store_data.py", "-k",
+                        "test_store_not_empty and bannos", env={"ORDAK_RESTORE_DB_URL": clone.url},
+                        workdir=tmp_path / "run")
+    assert run.exit_code == 1, run.output
+    assert run.outcome("test_store_not_empty[bannos]").message.startswith(
+        "a query waited for a lock longer than lock_timeout (0.5 s) on environment 'restore'")
+    assert "Traceback" not in run.output and "LockNotAvailable" not in run.output, run.output
+
+
+def test_broken_migration_files_are_named_with_their_line(tmp_path, ordak_url):
+    """Not UTF-8, a quote never closed, a name the Supabase CLI skips: one finding each, in
+    test_migration_files_valid; the other migration checks keep judging the rest."""
+    from checks.reference import MIGRATIONS_DIR
+    folder = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, folder)
+    packing = folder / "20241020100000_start_packing.sql"
+    packing.write_bytes(packing.read_bytes() + "\n-- r\u00e9sum\u00e9\n".encode("latin-1"))
+    queue = folder / "20240915120000_queue_rpcs.sql"
+    queue_lines = queue.read_text().count("\n")
+    queue.write_text(queue.read_text() + "\nselect 'never closed;\n")
+    (folder / "add_orders_index.sql").write_text("create index on public.orders_bannos (due_date);\n")
+    (folder / ".gitkeep").write_text("")
+    run = run_suite("--env=restore", f"--migrations-dir={folder}", "tests/test_migrations.py",
+                    env={"ORDAK_RESTORE_DB_URL": ordak_url}, workdir=tmp_path / "run")
+    assert run.failed() == {"test_migration_files_valid"}, run.output
+    message = run.outcome("test_migration_files_valid").message
+    lines = packing.read_bytes().count(b"\n")
+    assert f"20241020100000_start_packing.sql:{lines}: not UTF-8 (byte 0xe9)" in message
+    assert f"20240915120000_queue_rpcs.sql:{queue_lines + 2}: SQL cannot be split into statements: " \
+           "unterminated quoted string" in message
+    assert "add_orders_index.sql: name is not <version>_<name>.sql: the Supabase CLI skips this file" in message
+    assert ".gitkeep" not in message
+    assert "Traceback" not in run.output

@@ -31,13 +31,18 @@ def test_production_connection_refuses_writes(clone_url):
 
 
 def test_read_only_holds_through_the_pooler_door(clone_url, monkeypatch):
-    """Through Supavisor (port 6543) session settings don't stick: each transaction is READ ONLY."""
+    """Through Supavisor (port 6543) session settings don't stick: no startup options are
+    sent, and each transaction is READ ONLY and sets the timeouts itself. (A real PgBouncer
+    is tried in test_connection_guards.py.)"""
     monkeypatch.setattr(Target, "through_pooler", property(lambda self: True))
     target = Target(PRODUCTION, clone_url)
     with target.connect() as conn:
         assert conn.execute("show default_transaction_read_only").fetchone()["default_transaction_read_only"] == "off"
+        assert conn.execute("select setting from pg_settings where name = 'statement_timeout'").fetchone() == \
+            {"setting": "120000"}
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("delete from public.work_queue")
+    assert target.door.startswith("pooler")
 
 
 def test_sandbox_is_refused_on_a_read_only_env(clone_url):

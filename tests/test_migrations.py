@@ -5,6 +5,10 @@ from checks import migrations
 from checks.plugin import expect_clean
 
 
+def test_migration_files_valid(migrations_dir):
+    expect_clean(migrations.files_valid(migrations_dir))
+
+
 def test_migration_files_applied(target, migrations_dir):
     expect_clean(migrations.files_applied(target, migrations_dir))
 
