@@ -9,7 +9,6 @@ from psycopg import sql
 from checks import catalog
 from checks.contract import orders_table, stage_columns, stages
 from checks.core import Check
-from checks.errors import SetupError
 from checks.target import Target
 
 SHOWN = 1000  # violating rows fetched per check; past that, one row says how many more there are
@@ -24,16 +23,6 @@ class Clock:
     @property
     def label(self) -> str:
         return "restore point" if self.restore_point else "now"
-
-
-def parse_restore_point(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise SetupError(f"--restore-point {text!r} is not an ISO-8601 time; e.g. 2026-11-20T14:30:00Z") from None
-    if moment.tzinfo is None:
-        raise SetupError(f"--restore-point {text!r} has no time zone; add one, e.g. {text}Z for UTC")
-    return moment
 
 
 STORE_NOT_EMPTY = Check("store_not_empty", "the store has orders",

@@ -165,7 +165,7 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
             fail("read_only", "production is always read-only; remove read_only = false")
         values["read_only"] = True
     if not values.get("embedded") and "db_url" not in values.get("secrets", {}):
-        fail(None, f"needs secrets.db_url naming the variable with its database URL (or embedded = true)")
+        fail(None, "needs secrets.db_url naming the variable with its database URL (or embedded = true)")
     return Environment(name=name, **values)
 
 
@@ -180,7 +180,7 @@ def _acceptances(value, fail) -> tuple[Acceptance, ...]:
         if unknown:
             fail(f"accepted: unknown setting(s) {', '.join(sorted(unknown))}; each entry has {example}")
         if not (isinstance(entry.get("key"), str) and ":" in entry["key"]):
-            fail(f"accepted: key must be a finding's key, check:object, like \"rls_enabled:public.settings\"")
+            fail("accepted: key must be a finding's key, check:object, like \"rls_enabled:public.settings\"")
         if not (isinstance(entry.get("reason"), str) and entry["reason"].strip()):
             fail(f"accepted {entry['key']}: give a reason, so the next reader knows why it is accepted")
         if type(entry.get("until")) is not date:

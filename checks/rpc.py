@@ -187,6 +187,8 @@ def invoke(target: Target, conn: psycopg.Connection, caller: Actor | str, name: 
                 role = target.as_staff(conn, caller)
             with role:
                 rows = call(conn, name, **args)
+    except psycopg.OperationalError:
+        raise  # a timeout or a lost connection is no answer of the RPC: the run reports it as such
     except psycopg.Error as exc:
         return Answer(error=str(exc).splitlines()[0], sqlstate=exc.sqlstate)
     return Answer(next(iter(rows[0].values())) if rows else None)
@@ -387,6 +389,8 @@ def scan_problems(conn: psycopg.Connection, store: str, order_id: str, number: i
         try:
             with conn.transaction():
                 found = scan(conn, code)
+        except psycopg.OperationalError:
+            raise
         except psycopg.Error as exc:
             problems.append(f"get_order_for_scan({code!r}) failed: {str(exc).splitlines()[0]}")
             continue

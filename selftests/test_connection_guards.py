@@ -5,7 +5,6 @@ connection is tried the way it could go wrong on production: a write, a query th
 the statement timeout, a wait for a lock, a lock held by a connection left idle."""
 
 import textwrap
-import threading
 import time
 from urllib.parse import quote
 
@@ -16,7 +15,7 @@ from checks.environments import Environment
 from checks.guards import stopped_by_guard
 from checks.plugin import RUN
 from checks.target import Target
-from selftests.harness import ROOT, run_suite
+from selftests.harness import run_suite
 from selftests.pgbouncer import pgbouncer, require
 
 # Short timeouts, so that each attempt takes about a second.

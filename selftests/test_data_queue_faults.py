@@ -5,7 +5,7 @@ data and queue tests run against it as a user would, and exactly the intended te
 fail, naming the orders, jobs or values at fault.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest

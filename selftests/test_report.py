@@ -11,7 +11,6 @@ import tomllib
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from html.parser import HTMLParser
-from pathlib import Path
 
 import psycopg
 import yaml
