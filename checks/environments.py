@@ -26,6 +26,8 @@ _SCALARS = {
     "statement_timeout": ((int, float), "a number of seconds"),
     "lock_timeout": ((int, float), "a number of seconds"),
     "staff_user": ((str,), "a staff user id (uuid) or email"),
+    "management_api_url": ((str,), "an http(s) URL, like \"https://api.supabase.com\""),
+    "http_timeout": ((int, float), "a number of seconds"),
 }
 _TABLES = {"secrets", "thresholds"}
 
@@ -41,6 +43,8 @@ class Environment:
     statement_timeout: float = 120
     lock_timeout: float = 5
     staff_user: str | None = None
+    management_api_url: str = "https://api.supabase.com"  # a proxy or a stand-in may serve it
+    http_timeout: float = 15  # seconds for one HTTP request to Supabase or a photo host
     secrets: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
 
@@ -109,6 +113,8 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
         elif key in _SCALARS:
             types, expected = _SCALARS[key]
             if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+                fail(key, f"{key} must be {expected}, not {value!r}")
+            if key == "management_api_url" and not re.match(r"https?://[^/\s]+", value):
                 fail(key, f"{key} must be {expected}, not {value!r}")
             values[key] = value
         else:
