@@ -81,13 +81,17 @@ def enum_labels(target: Target, schema: str, enum: str) -> list[str]:
 
 
 def functions(target: Target, schemas: list[str], names: list[str] | None = None) -> list[dict]:
-    """Functions with signature, result, definer flag, pinned settings and output columns."""
+    """Functions with signature, result, definer flag, pinned settings and output columns
+    (OUT/TABLE parameters, or the attributes of a composite result type)."""
     return target.query(
         "select n.nspname as schema, p.proname as name, p.oid::bigint as oid, "
         " pg_get_function_identity_arguments(p.oid) as args, pg_get_function_result(p.oid) as returns, "
         " p.prosecdef as definer, p.proretset as set_returning, coalesce(p.proconfig, '{}') as config, "
         " array(select u.name from unnest(p.proargnames, p.proargmodes) with ordinality u(name, mode, n) "
-        "       where u.mode in ('t', 'o') order by u.n) as out_columns "
+        "       where u.mode in ('t', 'o') order by u.n) as out_columns, "
+        " array(select a.attname from pg_type t join pg_attribute a on a.attrelid = t.typrelid "
+        "       where t.oid = p.prorettype and a.attnum > 0 and not a.attisdropped order by a.attnum) "
+        "   as composite_columns "
         "from pg_proc p join pg_namespace n on n.oid = p.pronamespace "
         "where n.nspname = any(%s) and p.prokind = 'f' and (%s::text[] is null or p.proname = any(%s)) "
         f"and {_NOT_EXTENSION_MEMBER.format(oid='p.oid')} order by 1, 2, 4",

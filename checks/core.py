@@ -2,12 +2,17 @@
 
 Each check has a name, a one-line description and a remediation; its verdict carries the
 rows at fault, each naming the exact object or record. Tests fail with verdict.message(),
-and the HTML report shows that same text, so what a person reads is what the test judged.
+and the report shows that same text, so what a person reads is what the test judged.
+
+Besides violations a verdict may carry notes (what the reference Ordak chose where the
+documentation is silent: shown, never failing) and accepted findings (violations a team
+accepted for a while, by key, with a reason: shown as accepted until they expire).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
 
-MAX_SHOWN = 25
+TERMINAL_SHOWN = 25  # violations printed in the terminal; the report and JUnit carry them all
 
 
 @dataclass(frozen=True)
@@ -16,13 +21,24 @@ class Check:
     description: str
     remediation: str
 
-    def verdict(self, subject: str, violations: list[dict], **facts) -> "Verdict":
-        return Verdict(self, subject, list(violations), facts)
+    def verdict(self, subject: str, violations: list[dict], notes: list[dict] = (), **facts) -> "Verdict":
+        return Verdict(self, subject, list(violations), facts, notes=list(notes))
 
     def blocked(self, subject: str, reason: str) -> "Verdict":
         """The check cannot run because something it stands on is absent, and another test
         reports that absence: one clear failure there, not a cascade here."""
         return Verdict(self, subject, [], {}, blocked=reason)
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """A finding a team accepted, from environments.toml: `[[<env>.accepted]]`."""
+    key: str
+    reason: str
+    until: date
+
+    def expired(self, today: date) -> bool:
+        return today > self.until
 
 
 @dataclass
@@ -32,31 +48,74 @@ class Verdict:
     violations: list[dict]
     facts: dict = field(default_factory=dict)  # measurements worth reporting even when healthy
     blocked: str | None = None
+    notes: list[dict] = field(default_factory=list)
+    accepted: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.violations
 
+    def advisory(self, why: str) -> "Verdict":
+        """The same verdict with its violations turned into notes: for rules that are the
+        reference's choice, not a documented fact."""
+        notes = [{**v, "note": why} for v in self.violations]
+        return replace(self, violations=[], notes=self.notes + notes)
+
+    def accept(self, acceptances: list[Acceptance], today: date) -> "Verdict":
+        """Moves the violations a team accepted into `accepted`; an expired acceptance leaves
+        its violation failing, and says so."""
+        by_key = {a.key: a for a in acceptances}
+        violations, accepted = [], list(self.accepted)
+        for violation in self.violations:
+            acceptance = by_key.get(finding_key(self.check, violation))
+            if acceptance is None:
+                violations.append(violation)
+            elif acceptance.expired(today):
+                violations.append({**violation, "acceptance": f"expired on {acceptance.until} ({acceptance.reason})"})
+            else:
+                accepted.append({**violation, "reason": acceptance.reason, "until": acceptance.until.isoformat()})
+        return replace(self, violations=violations, accepted=accepted)
+
+    def keys(self) -> set[str]:
+        """The keys of every finding this verdict holds, failing or accepted."""
+        return {finding_key(self.check, v) for v in [*self.violations, *self.accepted]}
+
     def record(self) -> dict:
         """The verdict as plain data (JSON-ready): what the report, the JSON summary and the
-        history are built from. Every violation carries its stable key."""
+        history are built from. Every finding carries its stable key."""
+        def keyed(rows):
+            return [{"key": finding_key(self.check, v), **v} for v in rows]
         return {"check": self.check.name, "subject": self.subject, "description": self.check.description,
                 "remediation": self.check.remediation,
                 "status": "blocked" if self.blocked else "ok" if self.ok else "failed",
-                "blocked": self.blocked,
-                "violations": [{"key": finding_key(self.check, v), **v} for v in self.violations],
-                "accepted": [], "facts": self.facts}
+                "blocked": self.blocked, "violations": keyed(self.violations),
+                "accepted": keyed(self.accepted), "notes": keyed(self.notes), "facts": self.facts}
 
-    def message(self) -> str:
-        head = f"{self.check.name}[{self.subject}]: {self.check.description}"
-        if self.ok:
-            return f"{head}: ok"
-        lines = [f"{head}: {len(self.violations)} violation(s)"]
-        lines += [f"  - {describe(v)}" for v in self.violations[:MAX_SHOWN]]
-        if len(self.violations) > MAX_SHOWN:
-            lines.append(f"  ... and {len(self.violations) - MAX_SHOWN} more")
-        lines.append(f"  fix: {self.check.remediation}")
-        return "\n".join(lines)
+    def message(self, shown: int | None = None) -> str:
+        return message(self.record(), shown)
+
+
+def message(record: dict, shown: int | None = None) -> str:
+    """A verdict's text, from its record: every violation, or the first `shown` and how many more."""
+    head = f"{record['check']}[{record['subject']}]: {record['description']}"
+    violations = record["violations"]
+    if not violations:
+        return f"{head}: ok"
+    lines = [f"{head}: {len(violations)} violation(s)"]
+    listed = violations if shown is None else violations[:shown]
+    lines += [f"  - {describe(v)}" for v in listed]
+    if len(listed) < len(violations):
+        lines.append(f"  ... and {len(violations) - len(listed)} more: every one is in the HTML report and the JUnit XML")
+    lines.append(f"  fix: {record['remediation']}")
+    return "\n".join(lines)
+
+
+def unmatched(acceptances: list[Acceptance], records: list[dict]) -> list[Acceptance]:
+    """Acceptances whose check ran but matched no finding: fixed, or mistyped; either way the
+    line should go."""
+    ran = {r["check"] for r in records}
+    seen = {f["key"] for r in records for f in [*r["violations"], *r["accepted"]]}
+    return [a for a in acceptances if a.key.split(":", 1)[0] in ran and a.key not in seen]
 
 
 def finding_key(check: Check, violation: dict) -> str:

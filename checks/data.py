@@ -11,7 +11,7 @@ from checks.core import Check
 from checks.errors import SetupError
 from checks.target import Target
 
-SHOWN = 200  # violating rows fetched per check: enough to name them, never the whole table
+SHOWN = 1000  # violating rows fetched per check; past that, one row says how many more there are
 
 
 @dataclass(frozen=True)
@@ -43,15 +43,24 @@ LAST_ORDER_FRESH = Check("last_order_fresh", "the newest order is recent enough:
 NOTHING_AFTER = Check("nothing_after_reference_time", "no order was created after the reference time "
                       "(a restore past its target, or clocks gone wrong)",
                       "check the restore target time; rows from after it are not what was asked for")
-STAGE_TIMESTAMPS = Check("stage_timestamps", "stage timestamps agree with the stage: earlier stages complete, "
-                         "no completion before its start, none after the reference time",
+STAGE_TIMESTAMPS = Check("stage_timestamps", "stage timestamps agree with the stage: an order in production, or "
+                         "Complete through complete_packing, has every earlier stage complete; no completion "
+                         "before its start; none after the reference time",
                          "compare the orders with their stage_events and the backup; fix the rows by hand")
 ASSIGNEES_EXIST = Check("assignees_exist", "every assignee of an order exists in staff_shared",
                         "restore the staff rows (staff_shared and auth.users) or unassign the orders")
-STAGE_EVENTS = Check("stage_events_present", "every stage an order has completed has its 'complete' event",
+STAGE_EVENTS = Check("stage_events_present", "every stage an order in production (or Complete through "
+                     "complete_packing) has completed has its 'complete' event",
                      "the audit trail lost rows: restore stage_events from the same point as the orders")
-SHOPIFY_IDS_UNIQUE = Check("shopify_ids_unique", "no two orders share a Shopify order id or GID",
-                           "remove the duplicates (keep the older row) and restore the unique constraint")
+SHOPIFY_DUPLICATES = Check("shopify_duplicates", "rows sharing a Shopify order id or GID are distinct siblings "
+                           "of one split order (<store>-<number>-A, -B, ...)",
+                           "remove the duplicate rows (keep the older one); a re-delivered webhook must upsert on id")
+
+# SYSTEM.md: the stage trail is required of orders still in production and of Complete orders
+# that went through complete_packing (their Packing 'complete' event says so). Point-of-sale
+# orders (born Complete), cancelled orders and Admin-completed ones reach Complete without it.
+_TRAIL_REQUIRED = ("(o.stage <> 'Complete' or exists (select from public.stage_events p where p.store = %(store)s "
+                   "and p.order_id = o.id and p.stage = 'Packing' and p.event_type = 'complete'))")
 
 
 def _table(store: str) -> sql.Composable:
@@ -105,7 +114,7 @@ def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict)
     rules = []
     for rank, stage in enumerate(stages()[:-1]):  # Complete has no timestamps of its own
         start, done = stage_columns(stage)
-        rules.append(sql.SQL("case when rank > {} and {} is null then {} end").format(
+        rules.append(sql.SQL("case when trail and rank > {} and {} is null then {} end").format(
             sql.Literal(rank), sql.Identifier(done), sql.Literal(f"past {stage} but {done} is null")))
         rules.append(sql.SQL("case when {} < {} then {} end").format(
             sql.Identifier(done), sql.Identifier(start), sql.Literal(f"{done} is before {start}")))
@@ -115,12 +124,23 @@ def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict)
     query = sql.SQL(
         "select id, stage::text as stage, problem, count(*) over () as total from ("
         " select id, stage, unnest(array[{rules}]) as problem from ("
-        "  select *, array_position(enum_range(null::public.stage_type), stage) - 1 as rank from {table}) o"
+        "  select o.*, array_position(enum_range(null::public.stage_type), o.stage) - 1 as rank, "
+        "         {trail} as trail from {table} o) o"
         ") x where problem is not null order by id limit %(shown)s"
-    ).format(rules=sql.SQL(", ").join(rules), table=_table(store))
-    rows = target.query(query, {"cutoff": cutoff, "shown": SHOWN})
-    return STAGE_TIMESTAMPS.verdict(store, [{"object": r["id"], "problem": f"{r['stage']}: {r['problem']}"}
-                                            for r in rows], **({"problems": rows[0]["total"]} if rows else {}))
+    ).format(rules=sql.SQL(", ").join(rules), table=_table(store), trail=sql.SQL(_TRAIL_REQUIRED))
+    rows = target.query(query, {"cutoff": cutoff, "shown": SHOWN, "store": store})
+    return STAGE_TIMESTAMPS.verdict(store, _capped([{"object": r["id"], "problem": f"{r['stage']}: {r['problem']}"}
+                                                    for r in rows], rows, store),
+                                    **({"problems": rows[0]["total"]} if rows else {}))
+
+
+def _capped(violations: list[dict], rows: list[dict], store: str) -> list[dict]:
+    """The violations fetched, plus one row saying how many were not (SHOWN at most are)."""
+    missing = rows[0]["total"] - len(rows) if rows else 0
+    if missing > 0:
+        violations.append({"object": f"public.{orders_table(store)}",
+                           "problem": f"{missing} more like these, not listed (the first {len(rows)} are)"})
+    return violations
 
 
 def assignees_exist(target: Target, store: str):
@@ -128,9 +148,9 @@ def assignees_exist(target: Target, store: str):
         "select o.id, o.assignee_id, count(*) over () as total from {} o where o.assignee_id is not null "
         "and not exists (select from public.staff_shared s where s.user_id = o.assignee_id) "
         "order by o.id limit %s").format(_table(store)), (SHOWN,))
-    return ASSIGNEES_EXIST.verdict(store, [
+    return ASSIGNEES_EXIST.verdict(store, _capped([
         {"object": r["id"], "problem": f"assigned to {r['assignee_id']}, who is not in staff_shared"} for r in rows],
-        **({"orders_affected": rows[0]["total"]} if rows else {}))
+        rows, store), **({"orders_affected": rows[0]["total"]} if rows else {}))
 
 
 def stage_events_present(target: Target, store: str):
@@ -138,23 +158,43 @@ def stage_events_present(target: Target, store: str):
         "with completed as ("
         " select o.id, s.label::text as stage from {} o, "
         "  unnest(enum_range(null::public.stage_type)) with ordinality as s (label, n) "
-        " where s.n < array_position(enum_range(null::public.stage_type), o.stage)) "
+        " where s.n < array_position(enum_range(null::public.stage_type), o.stage) and {trail}) "
         "select c.id, c.stage, count(*) over () as total from completed c where not exists ("
-        " select from public.stage_events e where e.store = %s and e.order_id = c.id "
+        " select from public.stage_events e where e.store = %(store)s and e.order_id = c.id "
         "  and e.stage = c.stage and e.event_type = 'complete') "
-        "order by c.id, c.stage limit %s").format(_table(store)), (store, SHOWN))
-    return STAGE_EVENTS.verdict(store, [
+        "order by c.id, c.stage limit %(shown)s").format(_table(store), trail=sql.SQL(_TRAIL_REQUIRED)),
+        {"store": store, "shown": SHOWN})
+    return STAGE_EVENTS.verdict(store, _capped([
         {"object": r["id"], "problem": f"completed {r['stage']} but stage_events has no 'complete' event for it"}
-        for r in rows], **({"missing_events": rows[0]["total"]} if rows else {}))
+        for r in rows], rows, store), **({"missing_events": rows[0]["total"]} if rows else {}))
 
 
-def shopify_ids_unique(target: Target, store: str):
-    rows = target.query(sql.SQL(
-        "select 'shopify_order_id' as key, shopify_order_id::text as value, array_agg(id order by id) as ids "
-        "from {t} where shopify_order_id is not null group by shopify_order_id having count(*) > 1 "
-        "union all "
-        "select 'shopify_order_gid', shopify_order_gid, array_agg(id order by id) "
-        "from {t} where shopify_order_gid is not null group by shopify_order_gid having count(*) > 1 "
-        "limit %s").format(t=_table(store)), (SHOWN,))
-    return SHOPIFY_IDS_UNIQUE.verdict(store, [
-        {"object": ", ".join(r["ids"]), "problem": f"share {r['key']} {r['value']}"} for r in rows])
+# A split sibling's id: <store>-<number>-<suffix>, the suffix a letter, or a number past J.
+_SIBLING = r"^[a-z]+-[0-9]+-[A-Z0-9]+$"
+
+
+def shopify_duplicates(target: Target, store: str):
+    """Rows that share a Shopify id must be distinct siblings of one split (SYSTEM.md): all
+    suffixed, all of one order number, no suffix twice. Anything else is a duplicate."""
+    groups = []
+    for column in ("shopify_order_id", "shopify_order_gid"):
+        groups.append(sql.SQL(
+            "select {name} as key, {col}::text as value, array_agg(id order by id) as ids, "
+            " bool_and(id ~ {sibling}) as all_suffixed, "
+            " count(distinct substring(id from '^([a-z]+-[0-9]+)-')) as numbers, "
+            " count(distinct upper(substring(id from '-([A-Za-z0-9]+)$'))) = count(*) as distinct_suffixes "
+            "from {t} where {col} is not null group by {col} having count(*) > 1").format(
+            name=sql.Literal(column), col=sql.Identifier(column), sibling=sql.Literal(_SIBLING), t=_table(store)))
+    rows = target.query(sql.SQL("select * from ({}) g where not (all_suffixed and numbers = 1 and distinct_suffixes) "
+                                "order by value limit %s").format(sql.SQL(" union all ").join(groups)), (SHOWN,))
+    return SHOPIFY_DUPLICATES.verdict(store, [
+        {"object": ", ".join(r["ids"]), "problem": f"share {r['key']} {r['value']} but are not distinct siblings of "
+                                                   f"one split: {_why_not_siblings(r)}"} for r in rows])
+
+
+def _why_not_siblings(group: dict) -> str:
+    if not group["all_suffixed"]:
+        return "a row without a -A/-B suffix sits beside the others (the same order ingested twice)"
+    if group["numbers"] != 1:
+        return "their ids carry different order numbers"
+    return "the same suffix appears twice"

@@ -8,10 +8,12 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from types import MappingProxyType
 
-from checks.contract import contract
+from checks.contract import thresholds as known_thresholds
+from checks.core import Acceptance
 from checks.errors import SetupError
 
 ALWAYS_READ_ONLY = {"production"}
@@ -30,6 +32,7 @@ _SCALARS = {
     "http_timeout": ((int, float), "a number of seconds"),
 }
 _TABLES = {"secrets", "thresholds"}
+_LISTS = {"accepted"}  # [[<env>.accepted]]: findings the team accepted, by key
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class Environment:
     http_timeout: float = 15  # seconds for one HTTP request to Supabase or a photo host
     secrets: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    accepted: tuple[Acceptance, ...] = ()
 
     def secret(self, key: str) -> str:
         """The secret's value, or a SetupError naming the variable to set."""
@@ -105,11 +109,13 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
                     fail(sub, f"unknown secret '{sub}'; known: {', '.join(sorted(SECRET_KEYS))}")
                 if key == "secrets" and not (isinstance(subvalue, str) and subvalue.strip()):
                     fail(sub, f"secrets.{sub} must name an environment variable, like \"ORDAK_STAGING_DB_URL\"")
-                if key == "thresholds" and sub not in contract()["thresholds"]:
-                    fail(sub, f"unknown threshold '{sub}'; known: {', '.join(contract()['thresholds'])}")
+                if key == "thresholds" and sub not in known_thresholds():
+                    fail(sub, f"unknown threshold '{sub}'; known: {', '.join(known_thresholds())}")
                 if key == "thresholds" and (isinstance(subvalue, bool) or not isinstance(subvalue, (int, float))):
                     fail(sub, f"thresholds.{sub} must be a number")
             values[key] = MappingProxyType(dict(value))
+        elif key in _LISTS:
+            values[key] = _acceptances(value, lambda what: fail(key, what))
         elif key in _SCALARS:
             types, expected = _SCALARS[key]
             if isinstance(value, bool) and bool not in types or not isinstance(value, types):
@@ -118,7 +124,7 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
                 fail(key, f"{key} must be {expected}, not {value!r}")
             values[key] = value
         else:
-            known = ", ".join(sorted([*_SCALARS, *_TABLES]))
+            known = ", ".join(sorted([*_SCALARS, *_TABLES, *_LISTS]))
             fail(key, f"unknown setting '{key}'; known: {known}")
     if name in ALWAYS_READ_ONLY:
         if values.get("read_only") is False:
@@ -129,10 +135,30 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
     return Environment(name=name, **values)
 
 
+def _acceptances(value, fail) -> tuple[Acceptance, ...]:
+    """[[<env>.accepted]] tables: key = "check:object", reason = "...", until = 2027-01-31."""
+    example = 'key = "rls_enabled:public.settings", reason = "...", until = 2027-01-31'
+    if not isinstance(value, list) or not all(isinstance(entry, dict) for entry in value):
+        fail(f"accepted must be a list of tables ([[<env>.accepted]] with {example})")
+    found = []
+    for entry in value:
+        unknown = set(entry) - {"key", "reason", "until"}
+        if unknown:
+            fail(f"accepted: unknown setting(s) {', '.join(sorted(unknown))}; each entry has {example}")
+        if not (isinstance(entry.get("key"), str) and ":" in entry["key"]):
+            fail(f"accepted: key must be a finding's key, check:object, like \"rls_enabled:public.settings\"")
+        if not (isinstance(entry.get("reason"), str) and entry["reason"].strip()):
+            fail(f"accepted {entry['key']}: give a reason, so the next reader knows why it is accepted")
+        if type(entry.get("until")) is not date:
+            fail(f"accepted {entry['key']}: until must be a date, like until = 2027-01-31 (no quotes)")
+        found.append(Acceptance(entry["key"], entry["reason"].strip(), entry["until"]))
+    return tuple(found)
+
+
 def _line_of(text: str, table: str, key: str | None) -> int:
     """Best-effort line number of `key` inside [table] (or of the table header)."""
     lines = text.splitlines()
-    header = re.compile(rf"^\s*\[\s*{re.escape(table)}(\.[\w-]+)?\s*\]")
+    header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}(\.[\w-]+)?\s*\]\]?")
     start = next((i for i, line in enumerate(lines) if header.match(line)), None)
     if start is None:
         return 1

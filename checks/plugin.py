@@ -16,7 +16,7 @@ from dotenv import load_dotenv
 from pytest_metadata.plugin import metadata_key
 
 from checks.contract import thresholds as contract_thresholds
-from checks.core import Verdict
+from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
 from checks.data import Clock, parse_restore_point
 from checks.environments import Environment, load_environments, read_only
 from checks.errors import SetupError, redact
@@ -65,6 +65,9 @@ def pytest_addoption(parser):
     group.addoption("--persist-smoke", action="store_true",
                     help="keep the smoke flow's test order (writable, non-production envs only); "
                          "the run prints how to remove it")
+    group.addoption("--deep-queue", action="store_true",
+                    help="walk get_queue page by page to name every order it misses (one call per page: "
+                         "for drills, not for the weekly run)")
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
@@ -86,11 +89,13 @@ def pytest_configure(config):
     config.stash[RUN] = run
     if _is_worker(config):
         _receive(config.workerinput, run)
+        _ACCEPTED[:] = run.env.accepted
         return
     _default_report_paths(config)
-    config.pluginmanager.register(FactsSummary(), "ordak-facts")
+    config.pluginmanager.register(RunSummary(run), "ordak-summary")
     try:
         _resolve(config, run)
+        _ACCEPTED[:] = run.env.accepted
     except SetupError as exc:
         secrets = run.target.secrets() if run.target else run.env.secret_values() if run.env else ()
         run.error = redact(str(exc), secrets)
@@ -195,8 +200,14 @@ def pytest_sessionfinish(session):
         session.exitstatus = EXIT_SETUP
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_terminal_summary(terminalreporter, config):
+    # The JUnit XML and the HTML report are written by now, with every violation; the
+    # terminal's failure section shows the first few of each.
+    for report in terminalreporter.stats.get("failed", []):
+        failed = [r for r in verdict_records(report) if r["status"] == "failed"]
+        if failed:
+            report.longrepr = "\n".join(message(r, TERMINAL_SHOWN) for r in failed)
     yield  # after the report paths, so that the error is the last thing a person reads
     error = config.stash[RUN].error if not _is_worker(config) else None
     if error:
@@ -249,6 +260,11 @@ def compare_target(pytestconfig) -> Target:
     if other is None:
         pytest.skip("no --compare-to environment given (e.g. --compare-to=production during a drill)")
     return other
+
+
+@pytest.fixture(scope="session")
+def deep_queue(pytestconfig) -> bool:
+    return pytestconfig.getoption("deep_queue")
 
 
 @pytest.fixture(scope="session")
@@ -320,12 +336,15 @@ def photo_platform(pytestconfig) -> Platform:
 # travels as plain data under VERDICT_PROPERTY (through xdist too), for the report.
 _facts: dict = {}
 _verdicts: list = []
+_ACCEPTED: list = []  # this environment's accepted findings ([[<env>.accepted]])
 VERDICT_PROPERTY = "ordak_verdict"
 
 
 def expect_clean(verdict: Verdict) -> Verdict:
-    """Fails the test with the verdict's own text when the check found violations; skips it
-    when the check could not run because another test already reports what is missing."""
+    """Fails the test with the verdict's own text when the check found violations (the
+    findings the environment accepted aside); skips it when the check could not run because
+    another test already reports what is missing."""
+    verdict = verdict.accept(_ACCEPTED, datetime.now(timezone.utc).date())
     _facts.update({k: v for k, v in verdict.facts.items() if v not in (None, [], {})})
     _verdicts.append(verdict.record())
     if verdict.blocked:
@@ -350,22 +369,45 @@ def pytest_runtest_call(item):
         item.user_properties.extend((VERDICT_PROPERTY, json.dumps(v, default=str)) for v in _verdicts)
 
 
-class FactsSummary:
-    """Collects facts from every test report (xdist workers' too) for the terminal summary."""
+def verdict_records(report) -> list[dict]:
+    return [json.loads(value) for key, value in report.user_properties if key == VERDICT_PROPERTY]
 
-    def __init__(self):
+
+class RunSummary:
+    """Collects facts and verdicts from every test report (xdist workers' too) for the
+    terminal: facts measured, notes, accepted findings, acceptances that matched nothing."""
+
+    def __init__(self, run: Run):
+        self.run = run
         self.rows: list[tuple[str, list]] = []
+        self.records: list[dict] = []
 
     def pytest_runtest_logreport(self, report):
         facts = measured_facts(report)
         if report.when == "call" and facts:
             self.rows.append((report.nodeid, facts))
+        if report.when == "call":
+            self.records += verdict_records(report)
 
     def pytest_terminal_summary(self, terminalreporter):
+        write = terminalreporter.write_line
         if self.rows:
             terminalreporter.section("facts measured")
             for nodeid, facts in sorted(self.rows):
-                terminalreporter.write_line(f"{nodeid.split('::', 1)[-1]}: {_format_facts(facts)}")
+                write(f"{nodeid.split('::', 1)[-1]}: {_format_facts(facts)}")
+        notes = [(r, n) for r in self.records for n in r["notes"]]
+        if notes:
+            terminalreporter.section("notes: the reference's choices, never failing")
+            for record, note in notes:
+                write(f"{record['check']}[{record['subject']}] {note['object']}: {note['problem']} ({note['note']})")
+        accepted = [a for r in self.records for a in r["accepted"]]
+        stale = unmatched(self.run.env.accepted, self.records) if self.run.env else []
+        if accepted or stale:
+            terminalreporter.section("accepted findings (environments.toml)")
+            for finding in accepted:
+                write(f"accepted until {finding['until']}: {finding['key']}: {finding['problem']} ({finding['reason']})")
+            for acceptance in stale:
+                write(f"accepted key matched nothing (fixed? remove it): {acceptance.key}", yellow=True)
 
 
 def measured_facts(report) -> list[tuple[str, object]]:

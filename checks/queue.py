@@ -1,12 +1,16 @@
 """Work-queue health (the runbook's thresholds) and the production-queue RPCs, called as a
-real staff user inside a transaction that rolls back (read-only where the env is)."""
+real staff user inside a transaction that rolls back (read-only where the env is).
+
+Each RPC question costs a fixed number of calls, whatever the size of the store: the RPC's
+own total_count against the table's count, and a bounded sample compared row by row. Walking
+the whole queue page by page (to name every missing order) is the deep option, for drills."""
 
 from datetime import timedelta
 
 from psycopg import sql
 
 from checks import catalog
-from checks.contract import contract, orders_table, stages
+from checks.contract import contract, orders_table, runbook_holds, runbook_says, stages
 from checks.core import Check
 from checks.target import Target, call
 
@@ -16,13 +20,14 @@ PENDING = Check("queue_pending", "fewer pending jobs than the limit", "find why 
                 "work_queue (its logs, locked rows) before the backlog delays Shopify")
 OLDEST_PENDING = Check("queue_oldest_pending", "the oldest pending job is younger than the limit",
                        "restart or fix the worker; a pending job this old is not being picked up")
-STALE_LOCKS = Check("queue_stale_locks", "no claimed job (pending or processing) has held its lock past the limit",
+STALE_LOCKS = Check("queue_stale_locks", "no pending job has been locked past the limit",
                     "the worker holding it died: clear locked_at/locked_by so another worker retries it")
-RETRIES = Check("queue_retries", "no job has retried more than the maximum",
+RETRIES = Check("queue_retries", "no job has retried more than the reference's maximum (a note, never failing)",
                 "inspect the job's payload and error; move it to dead_letter once understood")
 STAFF_USER = Check("staff_user", "an active Admin or Supervisor exists to call the queue RPCs as",
                    "set staff_user (uuid or email) for this environment in environments.toml")
-GET_QUEUE = Check("get_queue", "get_queue lists exactly the store's open orders: no Complete or POS order, none missing",
+GET_QUEUE = Check("get_queue", "get_queue lists exactly the store's queue: no point-of-sale order, no Complete "
+                  "order (runbook), none missing",
                   "re-apply the migration that defines get_queue; staff are working from a wrong queue")
 UNASSIGNED = Check("get_unassigned_counts", "get_unassigned_counts equals the orders with no assignee, per open stage",
                    "re-apply the migration that defines get_unassigned_counts")
@@ -54,14 +59,21 @@ def oldest_pending(target: Target, clock, thresholds: dict):
 
 
 def stale_locks(target: Target, clock, thresholds: dict):
-    limit = timedelta(minutes=thresholds["queue_max_lock_minutes"])
+    """Pending jobs locked too long fail (the runbook's rule); processing jobs locked too
+    long are a note (the reference's rule)."""
+    limits = {"pending": thresholds["queue_max_lock_minutes"], "processing": thresholds["queue_max_processing_lock_minutes"]}
     rows = target.query("select id, topic, status, locked_at, locked_by from public.work_queue "
-                        "where status in ('pending', 'processing') and locked_at < %s order by locked_at limit %s",
-                        (clock.at - limit, SHOWN))
-    return STALE_LOCKS.verdict("work_queue", [
-        {"object": f"work_queue {r['id']} ({r['topic']}, {r['status']})",
-         "problem": f"locked by {r['locked_by']} for {_minutes(clock.at - r['locked_at'])} min; "
-                    f"the limit is {thresholds['queue_max_lock_minutes']} min"} for r in rows])
+                        "where status = 'pending' and locked_at < %s or status = 'processing' and locked_at < %s "
+                        "order by locked_at limit %s",
+                        (clock.at - timedelta(minutes=limits["pending"]), clock.at - timedelta(minutes=limits["processing"]),
+                         SHOWN))
+    found = {"pending": [], "processing": []}
+    for r in rows:
+        found[r["status"]].append({"object": f"work_queue {r['id']} ({r['topic']}, {r['status']})",
+                                   "problem": f"locked by {r['locked_by']} for {_minutes(clock.at - r['locked_at'])} "
+                                              f"min; the limit is {limits[r['status']]} min"})
+    return STALE_LOCKS.verdict("work_queue", found["pending"], notes=[
+        {**f, "note": "the runbook limits pending locks only; this limit is the reference's"} for f in found["processing"]])
 
 
 def retries(target: Target, thresholds: dict):
@@ -70,7 +82,8 @@ def retries(target: Target, thresholds: dict):
                         "order by retry_count desc limit %s", (limit, SHOWN))
     return RETRIES.verdict("work_queue", [
         {"object": f"work_queue {r['id']} ({r['topic']}, {r['status']})",
-         "problem": f"retried {r['retry_count']} times; the maximum is {limit}"} for r in rows])
+         "problem": f"retried {r['retry_count']} times; the maximum is {limit}"} for r in rows]).advisory(
+        "SYSTEM.md sets no retry limit; this one is the reference's")
 
 
 def _minutes(delta: timedelta) -> int:
@@ -100,62 +113,104 @@ def staff_user_available(target: Target):
                               **({"calling_as": f"{user['email'] or user['user_id']} ({user['role']})"} if user else {}))
 
 
-def _as_staff_blocker(target: Target, name: str) -> str | None:
+def as_staff_blocker(target: Target, name: str, store: str) -> str | None:
+    if not target.scalar("select to_regclass(%s) is not null", (f"public.{orders_table(store)}",)):
+        return f"public.{orders_table(store)} is missing: see test_table[{orders_table(store)}]"
     if not catalog.functions(target, ["public"], [name]):
         return f"public.{name} is missing: see test_rpc[{name}]"
     if staff_user(target) is None:
         return "no staff user to call it as: see test_staff_user_available"
     if not target.scalar("select pg_has_role(current_user, 'authenticated', 'MEMBER')"):
-        return "the connected role cannot act as authenticated; connect as postgres to call the RPCs"
+        return (f"the connected role ({target.scalar('select current_user')}) cannot act as authenticated, "
+                "so it cannot call the RPC as staff; connect as postgres to run this check")
     return None
 
 
-def get_queue(target: Target, store: str):
-    blocker = _as_staff_blocker(target, "get_queue")
+def get_queue(target: Target, store: str, thresholds: dict, deep: bool = False):
+    """A fixed number of calls: the queue's first page, the Complete tab's first page, and the
+    table's own counts, in one snapshot. `deep` also walks every page, naming missing orders."""
+    blocker = as_staff_blocker(target, "get_queue", store)
     if blocker:
         return GET_QUEUE.blocked(store, blocker)
-    page, user = contract()["queue"]["page_size"], staff_user(target)
-    table = sql.Identifier("public", orders_table(store))
-    with target.rolled_back() as conn:  # one snapshot: the table's truth and the RPC's answer agree in time
-        expected = {r["id"] for r in conn.execute(sql.SQL("select id from {} where not ({})").format(
-            table, sql.SQL(contract()["queue"]["excluded"]))).fetchall()}
+    user, sample = staff_user(target), int(thresholds["queue_sample_size"])
+    rules = contract()["queue"]
+    table, pos, complete = (sql.Identifier("public", orders_table(store)), sql.SQL(rules["point_of_sale"]),
+                            sql.SQL(rules["complete"]))
+    with target.rolled_back() as conn:  # one snapshot: the table's truth and the RPC's answers agree in time
+        counts = conn.execute(sql.SQL("select count(*) filter (where not ({pos}) and not ({c})) as open, "
+                                      "count(*) filter (where not ({pos}) and {c}) as complete from {t}").format(
+            pos=pos, c=complete, t=table)).fetchone()
         with target.as_staff(conn, user["user_id"], user["email"]):
-            listed, totals, duplicates = _page_through(conn, store, page)
-        unexpected = conn.execute(sql.SQL("select id, stage::text as stage from {} where id = any(%s)").format(table),
-                                  (sorted(set(listed) - expected),)).fetchall()
-    complete = sorted(r["id"] for r in unexpected if r["stage"] == "Complete")
-    excluded = sorted(r["id"] for r in unexpected if r["stage"] != "Complete")
-    unknown = sorted(set(listed) - expected - {r["id"] for r in unexpected})
-    violations = []
-    for ids, problem in ((complete, "Complete order(s) listed"), (excluded, "excluded (point-of-sale) order(s) listed"),
-                         (sorted(expected - set(listed)), "open order(s) not listed"),
-                         (unknown, "unknown id(s) listed"), (duplicates, "order(s) listed twice across pages")):
+            first = call(conn, "get_queue", p_store=store, p_limit=sample)
+            complete_tab = call(conn, "get_queue", p_store=store, p_stage="Complete", p_limit=sample)
+            walked = _page_through(conn, store, sample) if deep else None
+        listed = [r["id"] for r in first + complete_tab] + (walked[0] if deep else [])
+        truth = {r["id"]: r for r in conn.execute(sql.SQL(
+            "select id, stage::text as stage, {pos} as pos from {t} where id = any(%s)").format(pos=pos, t=table),
+            (sorted(set(listed)),)).fetchall()}
+        queue = {r["id"]: r["stage"] for r in conn.execute(sql.SQL(
+            "select id, stage::text as stage from {} where not ({})").format(table, pos))} if deep else {}
+    return GET_QUEUE.verdict(store, _queue_problems(store, counts, first, complete_tab, listed, truth, walked, queue),
+                             listed=first[0]["total_count"] if first else 0)
+
+
+def _queue_problems(store, counts, first, complete_tab, listed, truth, walked, queue) -> list[dict]:
+    where, problems = f"get_queue('{store}')", []
+    excludes_complete = runbook_holds("get_queue_excludes_complete")
+    total = first[0]["total_count"] if first else 0
+    complete_total = complete_tab[0]["total_count"] if complete_tab else 0
+    named = sorted(set(listed))
+    for ids, problem in (([i for i in named if i in truth and truth[i]["pos"]], "point-of-sale order(s) listed"),
+                         ([i for i in named if i not in truth], "unknown id(s) listed")):
         if ids:
-            violations.append({"object": f"get_queue('{store}')", "problem": f"{len(ids)} {problem}: {_some(ids)}"})
-    if totals and totals != {len(expected)}:
-        violations.append({"object": f"get_queue('{store}')",
-                           "problem": f"total_count says {sorted(totals)}, the table has {len(expected)} open orders"})
-    return GET_QUEUE.verdict(store, violations, listed=len(listed))
+            problems.append({"object": where, "problem": f"{len(ids)} {problem}: {_some(ids)}"})
+    stale = [f"{r['id']} ({r['stage']}; the table says {truth[r['id']]['stage']})" for r in first + complete_tab
+             if r["id"] in truth and str(r["stage"]) != truth[r["id"]]["stage"]]
+    if stale:
+        problems.append({"object": where, "problem": f"{len(stale)} row(s) with the wrong stage: {_some(stale)}"})
+    complete_listed = [i for i in named if i in truth and truth[i]["stage"] == "Complete" and not truth[i]["pos"]]
+    if excludes_complete:
+        if complete_listed or complete_total or (counts["complete"] and total == counts["open"] + counts["complete"]):
+            problems.append({"object": where, "problem": f"lists Complete orders (the Complete tab: {complete_total}"
+                             f"{': ' + _some(complete_listed) if complete_listed else ''}); "
+                             f"{runbook_says('get_queue_excludes_complete')}"})
+        elif total != counts["open"]:
+            problems.append({"object": where, "problem": f"total_count says {total}; the table has {counts['open']} "
+                                                         "open orders (point of sale aside)"})
+    else:
+        if total != counts["open"] + counts["complete"]:
+            problems.append({"object": where, "problem": f"total_count says {total}; the table has "
+                             f"{counts['open'] + counts['complete']} orders it lists (point of sale aside)"})
+        if complete_total != counts["complete"]:
+            problems.append({"object": f"get_queue('{store}', p_stage => 'Complete')",
+                             "problem": f"total_count says {complete_total}; the table has {counts['complete']} "
+                                        "Complete orders (point of sale aside)"})
+    if walked is not None:
+        expected = {i for i, stage in queue.items() if not (excludes_complete and stage == "Complete")}
+        for ids, problem in ((sorted(expected - set(walked[0])), "order(s) not listed"),
+                             (walked[1], "order(s) listed twice across pages")):
+            if ids:
+                problems.append({"object": where, "problem": f"{len(ids)} {problem}: {_some(ids)}"})
+    return problems
 
 
-def _page_through(conn, store: str, page: int) -> tuple[list[str], set[int], list[str]]:
-    """Every row get_queue gives, page after page: ids in order, total_count values, repeats."""
-    listed, totals, offset = [], set(), 0
+def _page_through(conn, store: str, page: int) -> tuple[list[str], list[str]]:
+    """Every row get_queue gives, page after page: ids in order, and the ids listed twice."""
+    listed, offset = [], 0
     while True:
         rows = call(conn, "get_queue", p_store=store, p_offset=offset, p_limit=page)
         listed += [r["id"] for r in rows]
-        totals |= {r["total_count"] for r in rows}
         if len(rows) < page:
             break
         offset += page
     seen, duplicates = set(), set()
     for order_id in listed:
         (duplicates if order_id in seen else seen).add(order_id)
-    return listed, totals, sorted(duplicates)
+    return listed, sorted(duplicates)
 
 
 def unassigned_counts(target: Target, store: str):
-    blocker = _as_staff_blocker(target, "get_unassigned_counts")
+    blocker = as_staff_blocker(target, "get_unassigned_counts", store)
     if blocker:
         return UNASSIGNED.blocked(store, blocker)
     user = staff_user(target)
@@ -174,7 +229,7 @@ def unassigned_counts(target: Target, store: str):
 
 
 def queue_stats(target: Target, store: str):
-    blocker = _as_staff_blocker(target, "get_queue_stats")
+    blocker = as_staff_blocker(target, "get_queue_stats", store)
     if blocker:
         return STATS.blocked(store, blocker)
     expected_columns = contract()["queue"]["stats"]

@@ -1,10 +1,11 @@
 """RPC behaviour: idempotence, stage guards and roles, judged by effect.
 
-Everything here writes, so it runs inside target.sandbox() (rolled back). Each RPC is judged
-alone: the order it acts on is put in the right state by direct SQL, and the staff calling it
-are created inside the sandbox, so one broken RPC never fails another's test. The effect of a
-call (the order's stage, timestamps, assignee and stage events, before and after) is judged
-apart from its answer, so "idempotent but silent" is its own finding.
+Everything here writes, so it runs inside target.sandbox() (rolled back). Each scenario of
+contract.toml's [behaviour] is judged alone: its order arrives the way orders arrive (inbox
+and a service-role upsert) and is put in the right state by direct SQL, and the staff calling
+it are created inside the sandbox, so one broken RPC never fails another's test. The effect
+of a call (every column of the order, and its stage events by type, before and after) is
+judged apart from its answer, so "idempotent but silent" is its own finding.
 """
 
 import itertools
@@ -16,31 +17,40 @@ import psycopg
 from psycopg import sql
 
 from checks import catalog
-from checks.contract import contract, orders_table, stage_columns, stages
+from checks.contract import behaviours, contract, orders_table, runbook_holds, runbook_says, stage_columns, stages
 from checks.core import Check, Verdict
+from checks.ingest import ingest, shopify_payload
 from checks.target import Target, call
 
 ROLES = ("Staff", "Supervisor", "Admin")
 NOTES = "ordak-verify"
+# Events that record a stage change: a repeat must never add one. (print and assign events
+# record actions: one per call, by design.)
+STAGE_CHANGE_EVENTS = ("start", "complete", "qc_return")
+FOREIGN_KEY_VIOLATION = "23503"
 _numbers = itertools.count(1)
 
-REPEAT_EFFECT = Check("repeat_effect", "the first call acts once; calling again changes nothing "
-                      "(stage, timestamps, assignee, stage events)",
+REPEAT_EFFECT = Check("repeat_effect", "the first call acts once; calling again changes no order column and "
+                      "logs no second start/complete/qc_return event (print and assign log one per call)",
                       "make the RPC check the order's state first and return early when the work is done")
 REPEAT_ANSWER = Check("repeat_answer", "calling again answers as documented (already_done / skipped / rejected)",
                       "return the documented answer on a repeat, so callers can tell a no-op from a success")
-INVALID_TRANSITION = Check("invalid_transition", "a call on an order in the wrong stage is rejected and changes nothing",
+INVALID_TRANSITION = Check("invalid_transition", "a call on an order in the wrong stage (or naming inactive staff) "
+                           "is rejected and changes nothing",
                            "guard the stage at the top of the RPC (and lock the row) before writing anything")
 ROLE_REQUIRED = Check("role_required", "a caller below the RPC's role is refused and changes nothing",
                       "check the caller's staff_shared role inside the RPC, through auth.uid()")
 ANON_REFUSED = Check("anon_refused", "anon is refused and changes nothing",
                      "revoke execute from anon and public; check the caller's staff role inside the RPC")
-UNKNOWN_USER_REFUSED = Check("unknown_user_refused", "a signed-in user who is not staff is refused and changes nothing",
-                             "look the caller up in staff_shared (active, approved) and refuse anyone else")
+SPLIT_SCAN = Check("split_scan", "each cake of a split order scans, by its full id, to that very row",
+                   "make get_order_for_scan look the full id up as it is (suffix included) before the number alone")
+NOT_STAFF_REFUSED = Check("not_staff_refused", "a signed-in user who is not active staff (unknown, or "
+                          "deactivated) is refused and changes nothing",
+                          "look the caller up in staff_shared (active, approved) and refuse anyone else")
 
 
-def behaviour() -> dict:
-    return contract()["behaviour"]
+def scenarios() -> dict[str, dict]:
+    return behaviours()
 
 
 # -- actors and orders inside a sandbox ------------------------------------------------------
@@ -50,30 +60,31 @@ class Actor:
     email: str
     role: str
 
+    @property
+    def label(self) -> str:
+        return self.role
+
+
+def _actor(conn: psycopg.Connection, role: str, active: bool = True) -> Actor:
+    actor = Actor(str(uuid.uuid4()), f"verify-{role.lower()}-{uuid.uuid4().hex[:8]}@ordak-verify.invalid", role)
+    conn.execute("insert into auth.users (id, email) values (%s, %s)", (actor.user_id, actor.email))
+    conn.execute("insert into public.staff_shared (user_id, full_name, role, store, email, is_active, approved)"
+                 " values (%s, %s, %s, 'both', %s, %s, true)",
+                 (actor.user_id, f"ordak-verify {role}", role, actor.email, active))
+    return actor
+
 
 def create_actors(conn: psycopg.Connection) -> dict[str, Actor]:
-    """One active, approved staff user per role, created inside the sandbox."""
-    actors = {}
-    for role in ROLES:
-        actor = Actor(str(uuid.uuid4()), f"verify-{role.lower()}-{uuid.uuid4().hex[:8]}@ordak-verify.invalid", role)
-        conn.execute("insert into auth.users (id, email) values (%s, %s)", (actor.user_id, actor.email))
-        conn.execute("insert into public.staff_shared (user_id, full_name, role, store, email, is_active, approved)"
-                     " values (%s, %s, %s, 'both', %s, true, true)",
-                     (actor.user_id, f"ordak-verify {role}", role, actor.email))
-        actors[role] = actor
+    """One active, approved staff user per role, and a deactivated Admin, inside the sandbox."""
+    actors = {role: _actor(conn, role) for role in ROLES}
+    actors["inactive"] = _actor(conn, "Admin", active=False)
     return actors
 
 
-def fresh_order(conn: psycopg.Connection, store: str) -> str:
-    """A new order in Filling, nothing printed, nobody assigned: written as the webhook's would be."""
+def fresh_order(target: Target, conn: psycopg.Connection, store: str) -> str:
+    """A new order in Filling, nothing printed, nobody assigned, ingested as orders are."""
     number = 9_000_000 + next(_numbers) * 1000 + uuid.uuid4().int % 1000
-    order_id = f"{store}-{number}"
-    conn.execute(sql.SQL("insert into {} (id, shopify_order_id, shopify_order_gid, shopify_order_number, "
-                         "customer_name, product_title, order_json) values (%s, %s, %s, %s, %s, %s, %s)").format(
-        sql.Identifier("public", orders_table(store))),
-        (order_id, 9_000_000_000_000 + number, f"gid://shopify/Order/{9_000_000_000_000 + number}", number,
-         "ordak-verify test order", "Test Cake", psycopg.types.json.Jsonb({"source_name": "web", "test": True})))
-    return order_id
+    return ingest(target, conn, store, shopify_payload(store, number, note=NOTES))[0]
 
 
 def put_in_stage(conn: psycopg.Connection, store: str, order_id: str, stage: str, started: bool,
@@ -93,14 +104,14 @@ def put_in_stage(conn: psycopg.Connection, store: str, order_id: str, stage: str
 
 
 def snapshot(conn: psycopg.Connection, store: str, order_id: str) -> dict:
-    """The order's stage, every stage timestamp, its assignee, and how many events it has."""
-    columns = [c for stage in stages()[:-1] for c in stage_columns(stage)]
-    row = conn.execute(sql.SQL("select stage::text as stage, assignee_id::text as assignee, {}, "
-                               "(select count(*) from public.stage_events e where e.store = %s and e.order_id = o.id) "
-                               "as events from {} o where o.id = %s").format(
-        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier("public", orders_table(store))),
+    """Every column of the order but updated_at (writers set it themselves), and its stage
+    events counted by type under "events"."""
+    row = conn.execute(sql.SQL(
+        "select to_jsonb(o) - 'updated_at' as columns, (select coalesce(jsonb_object_agg(t, n), '{{}}') from ("
+        " select event_type as t, count(*) as n from public.stage_events e where e.store = %s and e.order_id = o.id "
+        " group by 1) c) as events from {} o where o.id = %s").format(sql.Identifier("public", orders_table(store))),
         (store, order_id)).fetchone()
-    return dict(row)
+    return {**row["columns"], "events": row["events"]} if row else {}
 
 
 def age_timestamps(conn: psycopg.Connection, store: str, order_id: str) -> None:
@@ -114,10 +125,28 @@ def age_timestamps(conn: psycopg.Connection, store: str, order_id: str) -> None:
         (order_id,))
 
 
-def last_event(conn: psycopg.Connection, store: str, order_id: str) -> str | None:
-    row = conn.execute("select event_type from public.stage_events where store = %s and order_id = %s "
-                       "order by at_ts desc, id desc limit 1", (store, order_id)).fetchone()
-    return row["event_type"] if row else None
+def events(conn: psycopg.Connection, store: str, order_id: str) -> dict[str, dict]:
+    """The order's stage events by id (inside one transaction their at_ts are all equal)."""
+    return {str(r["id"]): r for r in conn.execute(
+        "select id, event_type, meta from public.stage_events where store = %s and order_id = %s",
+        (store, order_id)).fetchall()}
+
+
+def new_event(conn: psycopg.Connection, store: str, order_id: str, known: dict) -> dict | None:
+    """One event logged since `known` was taken (the only one, if the call logged exactly one)."""
+    added = [e for key, e in events(conn, store, order_id).items() if key not in known]
+    return added[0] if len(added) == 1 else None
+
+
+def event_changes(before: dict, after: dict) -> dict[str, int]:
+    """Events added per type between two snapshots."""
+    types = set(before.get("events", {})) | set(after.get("events", {}))
+    added = {t: after["events"].get(t, 0) - before["events"].get(t, 0) for t in types}
+    return {t: n for t, n in added.items() if n}
+
+
+def column_changes(before: dict, after: dict) -> list[str]:
+    return [f"{key} {before[key]} -> {after.get(key)}" for key in before if key != "events" and before[key] != after.get(key)]
 
 
 # -- calling -------------------------------------------------------------------------------
@@ -125,6 +154,7 @@ def last_event(conn: psycopg.Connection, store: str, order_id: str) -> str | Non
 class Answer:
     value: Any = None
     error: str | None = None
+    sqlstate: str | None = None
 
     @property
     def rejected(self) -> bool:
@@ -135,14 +165,16 @@ class Answer:
         return f"error: {self.error}" if self.error else repr(self.value)
 
 
-def arguments(name: str, store: str, order_id: str, staff_id: str | None = None) -> dict:
-    """Named arguments for the RPC, from the contract's signature."""
+def arguments(spec: dict, store: str, order_id: str, actors: dict[str, Actor], staff: str | None = None) -> dict:
+    """Named arguments for the scenario's RPC, from the contract's signature."""
+    staff_id = {"active": actors["Staff"].user_id, "null": None, "inactive": actors["inactive"].user_id}.get(
+        staff or spec.get("staff"))
     values = {"p_store": store, "p_order_id": order_id, "p_notes": NOTES, "p_staff_id": staff_id}
-    names = [part.split()[0] for part in contract()["rpcs"][name]["args"].split(",")]
+    names = [part.split()[0] for part in contract()["rpcs"][spec["rpc"]]["args"].split(",")]
     return {n: values[n] for n in names}
 
 
-def invoke(target: Target, conn: psycopg.Connection, caller: Actor | str | None, name: str, args: dict) -> Answer:
+def invoke(target: Target, conn: psycopg.Connection, caller: Actor | str, name: str, args: dict) -> Answer:
     """Calls the RPC the way PostgREST would, as a staff Actor, "anon", or a user id that is
     not staff; inside a savepoint, so a refusal leaves the sandbox usable."""
     try:
@@ -156,7 +188,7 @@ def invoke(target: Target, conn: psycopg.Connection, caller: Actor | str | None,
             with role:
                 rows = call(conn, name, **args)
     except psycopg.Error as exc:
-        return Answer(error=str(exc).splitlines()[0])
+        return Answer(error=str(exc).splitlines()[0], sqlstate=exc.sqlstate)
     return Answer(next(iter(rows[0].values())) if rows else None)
 
 
@@ -166,52 +198,44 @@ def missing_rpc(target: Target, name: str) -> str | None:
     return None
 
 
-def _changes(before: dict, after: dict) -> list[str]:
-    changed = [f"{key} {before[key]} -> {after[key]}" for key in before if key != "events" and before[key] != after[key]]
-    if after["events"] != before["events"]:
-        changed.append(f"{after['events'] - before['events']} stage event(s) logged")
-    return changed
-
-
 # -- idempotence -----------------------------------------------------------------------------
-def _prepare_for(conn, store: str, name: str, actors: dict[str, Actor]) -> str:
-    """An order on which the RPC's first call must act."""
-    spec, order_id = behaviour()[name], fresh_order(conn, store)
-    if "from" in spec:
-        put_in_stage(conn, store, order_id, spec["from"], started=name.startswith(("complete_", "qc_")))
-    if spec.get("clears_assignee"):
-        put_in_stage(conn, store, order_id, "Filling", started=False, assignee=actors["Staff"].user_id)
+def prepare(target: Target, conn, store: str, spec: dict, actors: dict[str, Actor]) -> str:
+    """An order on which the scenario's first call must act."""
+    order_id = fresh_order(target, conn, store)
+    if "from" in spec or spec.get("assigned"):
+        put_in_stage(conn, store, order_id, spec.get("from", "Filling"), started=spec["rpc"].startswith(("complete_", "qc_")),
+                     assignee=actors["Staff"].user_id if spec.get("assigned") else None)
     return order_id
 
 
 def idempotence(target: Target, store: str, name: str) -> tuple[Verdict, Verdict]:
-    """(effect verdict, answer verdict) of calling the RPC twice on a suitable order."""
-    subject = f"{store}-{name}"
-    missing = missing_rpc(target, name)
+    """(effect verdict, answer verdict) of calling the scenario twice on a suitable order, as
+    the least role allowed to call it."""
+    subject, spec = f"{store}-{name}", scenarios()[name]
+    missing = missing_rpc(target, spec["rpc"])
     if missing:
         return REPEAT_EFFECT.blocked(subject, missing), REPEAT_ANSWER.blocked(subject, missing)
-    spec = behaviour()[name]
     with target.sandbox() as conn:
         actors = create_actors(conn)
-        order_id = _prepare_for(conn, store, name, actors)
-        args = arguments(name, store, order_id, actors["Staff"].user_id)
-        before = snapshot(conn, store, order_id)
-        first = invoke(target, conn, actors["Admin"], name, args)
-        after_first = snapshot(conn, store, order_id)
-        logged = last_event(conn, store, order_id)
+        caller = actors[spec.get("min_role", "Admin")]
+        order_id = prepare(target, conn, store, spec, actors)
+        args = arguments(spec, store, order_id, actors)
+        before, logged = snapshot(conn, store, order_id), events(conn, store, order_id)
+        first = invoke(target, conn, caller, spec["rpc"], args)
+        after_first, first_event = snapshot(conn, store, order_id), new_event(conn, store, order_id, logged)
         age_timestamps(conn, store, order_id)
-        middle = snapshot(conn, store, order_id)
-        second = invoke(target, conn, actors["Admin"], name, args)
-        after = snapshot(conn, store, order_id)
-    where = f"{name}('{order_id}')"
+        middle, logged = snapshot(conn, store, order_id), events(conn, store, order_id)
+        second = invoke(target, conn, caller, spec["rpc"], args)
+        after, second_event = snapshot(conn, store, order_id), new_event(conn, store, order_id, logged)
+    where = f"{spec['rpc']}('{order_id}') as {caller.label}"
     effect = [{"object": where, "problem": f"first call: {p}"}
-              for p in _first_call_problems(spec, first, before, after_first, logged)]
-    effect += [{"object": where, "problem": f"second call changed {change}"} for change in _changes(middle, after)]
-    return (REPEAT_EFFECT.verdict(subject, effect),
-            REPEAT_ANSWER.verdict(subject, _answer_problems(spec, second, where)))
+              for p in _first_call_problems(spec, args, first, before, after_first, first_event)]
+    effect += [{"object": where, "problem": f"second call: {p}"}
+               for p in _repeat_problems(spec, middle, after, second, second_event)]
+    return REPEAT_EFFECT.verdict(subject, effect), REPEAT_ANSWER.verdict(subject, _answer_problems(spec, second, where))
 
 
-def _first_call_problems(spec: dict, first: Answer, before: dict, after: dict, logged: str | None) -> list[str]:
+def _first_call_problems(spec: dict, args: dict, first: Answer, before: dict, after: dict, event) -> list[str]:
     if first.rejected:
         return [f"rejected ({first}) on an order it should act on"]
     problems = []
@@ -219,93 +243,158 @@ def _first_call_problems(spec: dict, first: Answer, before: dict, after: dict, l
         problems.append(f"stage is {after['stage']}, expected {spec['to']}")
     if "to" not in spec and after["stage"] != before["stage"]:
         problems.append(f"stage moved {before['stage']} -> {after['stage']}")
-    problems += [f"{column} was not set" for column in spec.get("sets", []) if after[column] is None]
-    if spec.get("sets_assignee") and after["assignee"] is None:
-        problems.append("assignee was not set")
-    if spec.get("clears_assignee") and after["assignee"] is not None:
-        problems.append("assignee was not cleared")
-    if after["events"] - before["events"] != 1:
-        problems.append(f"logged {after['events'] - before['events']} stage events, expected exactly 1")
-    elif logged != spec["event"]:
-        problems.append(f"logged a '{logged}' event, expected '{spec['event']}'")
+    for column in spec.get("sets", []):
+        wanted = args.get("p_staff_id") if column == "assignee_id" else None
+        if after[column] is None or (wanted and after[column] != wanted):
+            problems.append(f"{column} was not set" + (f" to {wanted}" if wanted else ""))
+    problems += [f"{column} was not cleared" for column in spec.get("clears", []) if after[column] is not None]
+    problems += _event_problems(spec, event_changes(before, after), event, first_call=True)
     return problems
 
 
+def _repeat_problems(spec: dict, middle: dict, after: dict, second: Answer, event) -> list[str]:
+    problems = [f"changed {change}" for change in column_changes(middle, after)]
+    added = event_changes(middle, after)
+    if spec.get("every_call_logs") and not second.rejected:
+        return problems + _event_problems(spec, added, event, first_call=False)
+    repeated = {t: n for t, n in added.items() if t in STAGE_CHANGE_EVENTS or t == spec.get("event")}
+    return problems + [f"logged {n} more '{t}' event(s); a repeat must log none" for t, n in repeated.items()]
+
+
+def _event_problems(spec: dict, added: dict[str, int], event, first_call: bool) -> list[str]:
+    """The call logged exactly one event of the scenario's type (and its first_meta flag)."""
+    wanted = spec.get("event")
+    if wanted is None:
+        return []
+    if added != {wanted: 1}:
+        logged = ", ".join(f"{n} '{t}'" for t, n in sorted(added.items())) or "nothing"
+        return [f"logged {logged}; expected exactly one '{wanted}' event"]
+    flag = spec.get("first_meta")
+    if flag and (event["meta"] or {}).get(flag) is not first_call:
+        return [f"its '{wanted}' event has meta.{flag} = {(event['meta'] or {}).get(flag)}, expected {first_call}"]
+    return []
+
+
 def _answer_problems(spec: dict, second: Answer, where: str) -> list[dict]:
-    documented = spec["repeat"]
+    documented = spec.get("repeat")
+    if documented is None or not runbook_holds(spec.get("repeat_runbook")):
+        return []
     if documented == "rejected":
         ok, expected = second.rejected, "rejected (an error, or false)"
-    elif documented == "true":
-        ok, expected = second.error is None and second.value is True, "true"
     else:
         ok = second.error is None and isinstance(second.value, dict) and second.value.get(documented) is True
         expected = f'{{"{documented}": true}}'
-    return [] if ok else [{"object": where, "problem": f"repeat answered {second}; documented: {expected}"}]
+    if ok:
+        return []
+    problem = f"repeat answered {second}; documented: {expected}"
+    if spec.get("repeat_runbook"):
+        problem += f"; {runbook_says(spec['repeat_runbook'])}"
+    return [{"object": where, "problem": problem}]
 
 
 # -- guards and roles ------------------------------------------------------------------------
+def guarded(spec: dict) -> bool:
+    """Scenarios with a documented guard: a stage they act on (the first print aside, which
+    is a docket print in any stage once printed), or the staff member they assign."""
+    return ("from" in spec and spec["rpc"] != "print_barcode") or spec.get("staff") == "active"
+
+
 def _wrong_stage(spec: dict) -> str:
     rank = stages().index(spec["from"])
     return stages()[rank - 1] if rank > 0 else stages()[rank + 1]
 
 
 def invalid_transition(target: Target, store: str, name: str) -> Verdict:
-    subject = f"{store}-{name}"
-    missing = missing_rpc(target, name)
+    subject, spec = f"{store}-{name}", scenarios()[name]
+    missing = missing_rpc(target, spec["rpc"])
     if missing:
         return INVALID_TRANSITION.blocked(subject, missing)
-    wrong = _wrong_stage(behaviour()[name])
     with target.sandbox() as conn:
         actors = create_actors(conn)
-        order_id = fresh_order(conn, store)
-        put_in_stage(conn, store, order_id, wrong, started=True)
+        order_id = fresh_order(target, conn, store)
+        if "from" in spec:
+            wrong, staff = f"in {_wrong_stage(spec)}", None
+            put_in_stage(conn, store, order_id, _wrong_stage(spec), started=True,
+                         assignee=actors["Staff"].user_id if spec.get("assigned") else None)
+        else:
+            wrong, staff = "naming a deactivated staff member", "inactive"
         before = snapshot(conn, store, order_id)
-        answer = invoke(target, conn, actors["Admin"], name, arguments(name, store, order_id, actors["Staff"].user_id))
+        answer = invoke(target, conn, actors["Admin"], spec["rpc"], arguments(spec, store, order_id, actors, staff))
         after = snapshot(conn, store, order_id)
-    return INVALID_TRANSITION.verdict(subject, _refusal_problems(f"{name}('{order_id}') in {wrong}", answer, before, after))
+    return INVALID_TRANSITION.verdict(subject, _refusal_problems(f"{spec['rpc']}('{order_id}') {wrong}", answer,
+                                                                 before, after))
 
 
 def _refusal_problems(where: str, answer: Answer, before: dict, after: dict) -> list[dict]:
     problems = [] if answer.rejected else [{"object": where, "problem": f"accepted, answering {answer}"}]
-    problems += [{"object": where, "problem": f"changed {change}"} for change in _changes(before, after)]
+    if answer.sqlstate == FOREIGN_KEY_VIOLATION:  # SYSTEM.md: a foreign key that happens to fail is no refusal
+        problems.append({"object": where, "problem": f"failed only on a foreign key ({answer.error}): the RPC does "
+                                                     "not look the caller up in staff_shared itself"})
+    problems += [{"object": where, "problem": f"changed {change}"} for change in column_changes(before, after)]
+    problems += [{"object": where, "problem": f"logged {n} '{t}' event(s)"} for t, n in event_changes(before, after).items()]
     return problems
 
 
 def refused(target: Target, store: str, name: str, caller: str) -> Verdict:
-    """caller: 'below' (a staff user under the RPC's role), 'anon', or 'unknown' (not staff)."""
-    check = {"below": ROLE_REQUIRED, "anon": ANON_REFUSED, "unknown": UNKNOWN_USER_REFUSED}[caller]
-    missing = missing_rpc(target, name)
+    """caller: 'below' (a staff user under the scenario's role), 'anon', 'unknown' (signed in,
+    not in staff_shared) or 'inactive' (a deactivated Admin)."""
+    check = {"below": ROLE_REQUIRED, "anon": ANON_REFUSED, "unknown": NOT_STAFF_REFUSED,
+             "inactive": NOT_STAFF_REFUSED}[caller]
+    spec = scenarios()[name]
+    subject = f"{name}-{caller}" if check is NOT_STAFF_REFUSED else name
+    missing = missing_rpc(target, spec["rpc"])
     if missing:
-        return check.blocked(name, missing)
+        return check.blocked(subject, missing)
     with target.sandbox() as conn:
         actors = create_actors(conn)
-        order_id = _prepare_for(conn, store, name, actors)
-        who = {"below": lambda: actors[ROLES[ROLES.index(behaviour()[name]["min_role"]) - 1]],
-               "anon": lambda: "anon", "unknown": lambda: str(uuid.uuid4())}[caller]()
+        order_id = prepare(target, conn, store, spec, actors)
+        who = {"below": lambda: actors[ROLES[ROLES.index(spec.get("min_role", "Staff")) - 1]],
+               "anon": lambda: "anon", "unknown": lambda: str(uuid.uuid4()),
+               "inactive": lambda: actors["inactive"]}[caller]()
         before = snapshot(conn, store, order_id)
-        answer = invoke(target, conn, who, name, arguments(name, store, order_id, actors["Staff"].user_id))
+        answer = invoke(target, conn, who, spec["rpc"], arguments(spec, store, order_id, actors))
         after = snapshot(conn, store, order_id)
-    label = who.role if isinstance(who, Actor) else "anon" if who == "anon" else "a user who is not staff"
-    return check.verdict(name, _refusal_problems(f"{name}('{order_id}') called by {label}", answer, before, after))
+    label = {"anon": "anon", "unknown": "a signed-in user who is not staff", "inactive": "a deactivated Admin"}.get(
+        caller, getattr(who, "label", ""))
+    return check.verdict(subject, _refusal_problems(f"{spec['rpc']}('{order_id}') called by {label}", answer,
+                                                    before, after))
 
 
 # -- scanning --------------------------------------------------------------------------------
-def scan_problems(conn: psycopg.Connection, store: str, order_id: str, number: int, shared_number: bool) -> list[str]:
-    """What get_order_for_scan gets wrong for one order, in each documented form. A bare number
-    that both stores use may resolve to either store's order."""
+def scan(conn: psycopg.Connection, code: str) -> list[str]:
+    """The order ids get_order_for_scan gives for one scan (one composite row: its id, or
+    nothing for a null result)."""
+    return [r["id"] for r in call(conn, "get_order_for_scan", p_scan=code) if r.get("id") is not None]
+
+
+def scan_problems(conn: psycopg.Connection, store: str, order_id: str, number: int, shared_number: bool,
+                  split: bool = False) -> list[str]:
+    """What get_order_for_scan gets wrong for one order in each documented form. A bare number
+    that both stores use may resolve to either store's order. A split order's cake is scanned
+    by its full id only: the other forms name the whole Shopify order, not one cake."""
     other = next(s for s in contract()["stores"] if s != store)
-    forms = {f"{contract()['barcode_prefixes'][store]}{number}": {order_id},
-             f"{store}-{number}": {order_id},
-             str(number): {order_id, f"{other}-{number}"} if shared_number else {order_id}}
+    forms = {order_id: {order_id}} if split else {
+        f"{contract()['barcode_prefixes'][store]}{number}": {order_id},
+        f"{store}-{number}": {order_id},
+        str(number): {order_id, f"{other}-{number}"} if shared_number else {order_id}}
     problems = []
-    for scan, acceptable in forms.items():
+    for code, acceptable in forms.items():
         try:
             with conn.transaction():
-                rows = call(conn, "get_order_for_scan", p_scan=scan)
+                found = scan(conn, code)
         except psycopg.Error as exc:
-            problems.append(f"get_order_for_scan({scan!r}) failed: {str(exc).splitlines()[0]}")
+            problems.append(f"get_order_for_scan({code!r}) failed: {str(exc).splitlines()[0]}")
             continue
-        found = [r["id"] for r in rows]
         if len(found) != 1 or found[0] not in acceptable:
-            problems.append(f"get_order_for_scan({scan!r}) gave {found or 'nothing'}, expected {order_id}")
+            problems.append(f"get_order_for_scan({code!r}) gave {found or 'nothing'}, expected {order_id}")
     return problems
+
+
+def split_scans(target: Target, user: dict, cakes: list[tuple]) -> Verdict:
+    """Every split cake given, (store, id, number), scanned by its full id."""
+    violations = []
+    with target.rolled_back() as conn, target.as_staff(conn, user["user_id"], user["email"]):
+        for store, order_id, number in cakes:
+            violations += [{"object": order_id, "problem": problem}
+                           for problem in scan_problems(conn, store, order_id, number, False, split=True)]
+    return SPLIT_SCAN.verdict("all", violations, cakes_scanned=len(cakes))

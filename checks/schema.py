@@ -8,7 +8,7 @@ import psycopg
 from psycopg import sql
 
 from checks import catalog
-from checks.contract import contract
+from checks.contract import advisory, contract, runbook_says
 from checks.core import Check
 from checks.errors import SetupError
 from checks.target import Target
@@ -21,15 +21,12 @@ RPC = Check("rpc", "the RPC exists, is SECURITY DEFINER, and has the contract's 
             "re-apply the migration that defines it: callers pass named arguments of exactly this shape")
 EXTENSION = Check("extension", "the extension is installed",
                   "create extension ...; from the dashboard (Database > Extensions) or a migration")
-TRIGGER = Check("trigger", "the trigger exists on its table", "re-apply the migration that creates it")
 REALTIME_PUBLICATION = Check("realtime_publication", "the realtime publication exists",
                              "create publication supabase_realtime; then add Ordak's tables to it")
 REALTIME_TABLE = Check("realtime_table", "the table is in the realtime publication (the live queue needs it)",
                        "alter publication supabase_realtime add table <table>")
-CRON_JOB = Check("cron_job", "the pg_cron job exists, is active and runs on its schedule",
+CRON_JOB = Check("cron_job", "the pg_cron job exists and is active",
                  "cron.schedule(...) it again, or cron.alter_job(<jobid>, active := true)")
-BUCKET = Check("bucket", "the storage bucket exists",
-               "create the bucket (private) and restore its files: a restore to a new project copies no Storage")
 INDEXES_VALID = Check("indexes_valid", "no index is invalid (a failed CREATE INDEX CONCURRENTLY or a broken restore)",
                       "reindex index concurrently <index> (or drop and recreate it)")
 CONSTRAINTS_VALIDATED = Check("constraints_validated", "no constraint is NOT VALID: old rows were never checked",
@@ -64,23 +61,32 @@ def table(target: Target, name: str, spec: dict):
         have = found.get(column)
         if have is None:
             violations.append({"object": f"{qualified}.{column}", "problem": "column is missing"})
-        elif not _same_type(have["type"], want_type):
+        elif want_type and not _same_type(have["type"], want_type):
             violations.append({"object": f"{qualified}.{column}", "problem": "column has the wrong type",
                                "expected": want_type, "found": have["type"]})
         elif want_not_null and not have["not_null"]:
             violations.append({"object": f"{qualified}.{column}", "problem": "column allows nulls"})
     keys = catalog.keys(target, "public", name)
-    if "primary_key" in spec and not any(k["primary"] and k["columns"] == spec["primary_key"] for k in keys):
-        violations.append({"object": qualified, "problem": f"no primary key on ({', '.join(spec['primary_key'])})"})
-    for unique in spec.get("unique", []):
+    violations += _key_problems(qualified, keys, spec.get("primary_key"), spec.get("unique", []))
+    notes = [{**n, "note": "the reference's key; SYSTEM.md does not document it"}
+             for n in _key_problems(qualified, keys, advisory()["primary_keys"].get(name), [])]
+    return TABLE.verdict(name, violations, notes=notes)
+
+
+def _key_problems(qualified: str, keys: list[dict], primary: list[str] | None, uniques: list[list[str]]) -> list[dict]:
+    problems = []
+    if primary and not any(k["primary"] and k["columns"] == primary for k in keys):
+        problems.append({"object": qualified, "problem": f"no primary key on ({', '.join(primary)})"})
+    for unique in uniques:
         if not any(k["columns"] == unique and k["valid"] for k in keys):
-            violations.append({"object": qualified, "problem": f"no unique key on ({', '.join(unique)})"})
-    return TABLE.verdict(name, violations)
+            problems.append({"object": qualified, "problem": f"no unique key on ({', '.join(unique)})"})
+    return problems
 
 
 def _parse_column(expected: str) -> tuple[str, bool]:
-    not_null = expected.endswith(" not null")
-    return expected.removesuffix(" not null").strip(), not_null
+    """"uuid not null" -> ("uuid", True); "" (any type) -> ("", False)."""
+    not_null = expected.endswith("not null")
+    return expected.removesuffix("not null").strip(), not_null
 
 
 def _same_type(found: str, expected: str) -> bool:
@@ -109,7 +115,8 @@ def rpc(target: Target, name: str, spec: dict):
     qualified = f"public.{name}"
     found = catalog.functions(target, ["public"], [name])
     if not found:
-        return RPC.verdict(name, [{"object": qualified, "problem": "function is missing"}])
+        problem = f"function is missing; {runbook_says(spec['runbook'])}" if "runbook" in spec else "function is missing"
+        return RPC.verdict(name, [{"object": qualified, "problem": problem}])
     want_args = _squeeze(spec["args"])
     match = next((f for f in found if _squeeze(f["args"]) == want_args), None)
     if match is None:
@@ -120,11 +127,15 @@ def rpc(target: Target, name: str, spec: dict):
     if "returns" in spec and _squeeze(match["returns"]) != _squeeze(spec["returns"]):
         violations.append({"object": where, "problem": "returns the wrong type",
                            "expected": spec["returns"], "found": match["returns"]})
-    missing = [c for c in spec.get("returns_columns", []) if c not in match["out_columns"]]
-    if "returns_columns" in spec and not match["set_returning"] and not match["out_columns"]:
-        violations.append({"object": where, "problem": "does not return rows", "found": match["returns"]})
+    columns = match["out_columns"] or match["composite_columns"]
+    missing = [c for c in spec.get("returns_columns", []) if c not in columns]
+    if "returns_columns" in spec and not columns:
+        violations.append({"object": where, "problem": "does not return rows with columns", "found": match["returns"]})
     elif missing:
         violations.append({"object": where, "problem": f"result lacks column(s) {', '.join(missing)}"})
+    if spec.get("returns_set") is False and match["set_returning"]:
+        violations.append({"object": where, "problem": "returns a set; documented: one row (a composite), not a set",
+                           "found": match["returns"]})
     if not match["definer"]:
         violations.append({"object": where, "problem": "is SECURITY INVOKER; Ordak's RPCs are SECURITY DEFINER"})
     return RPC.verdict(name, violations)
@@ -137,14 +148,6 @@ def _squeeze(text: str) -> str:
 def extension(target: Target, name: str):
     present = name in catalog.extensions(target)
     return EXTENSION.verdict(name, [] if present else [{"object": name, "problem": "extension is not installed"}])
-
-
-def trigger(target: Target, table: str, name: str):
-    if not _table_exists(target, table):
-        return TRIGGER.blocked(f"{table}.{name}", _missing_table(table))
-    found = {(t["table"], t["name"]) for t in catalog.triggers(target, ["public"])}
-    problem = [] if (table, name) in found else [{"object": f"public.{table}.{name}", "problem": "trigger is missing"}]
-    return TRIGGER.verdict(f"{table}.{name}", problem)
 
 
 def realtime_publication(target: Target):
@@ -166,29 +169,19 @@ def realtime_table(target: Target, table: str):
     return REALTIME_TABLE.verdict(table, problem)
 
 
-def cron_job(target: Target, name: str, schedule: str):
+def cron_job(target: Target, name: str):
     jobs = catalog.cron_jobs(target)
     if jobs is None:
         return CRON_JOB.blocked(name, "pg_cron is not installed: see test_extension[pg_cron]")
     found = [j for j in jobs if j["name"] == name]
     if not found:
         return CRON_JOB.verdict(name, [{"object": f"cron job {name}", "problem": "job is missing"}])
-    violations = []
-    for job in found:
-        if not job["active"]:
-            violations.append({"object": f"cron job {name}", "problem": "job is inactive"})
-        if schedule and job["schedule"] != schedule:
-            violations.append({"object": f"cron job {name}", "problem": "job runs on another schedule",
-                               "expected": schedule, "found": job["schedule"]})
-    return CRON_JOB.verdict(name, violations)
-
-
-def bucket(target: Target, name: str):
-    found = catalog.buckets(target)
-    if found is None:
-        return BUCKET.verdict(name, [{"object": "storage.buckets", "problem": "the database has no Storage schema"}])
-    present = any(b["id"] == name for b in found)
-    return BUCKET.verdict(name, [] if present else [{"object": f"bucket {name}", "problem": "bucket is missing"}])
+    schedule = advisory()["cron_schedules"].get(name)
+    violations = [{"object": f"cron job {name}", "problem": "job is inactive"} for job in found if not job["active"]]
+    notes = [{"object": f"cron job {name}", "problem": f"runs on '{job['schedule']}', the reference on '{schedule}'",
+              "note": "the schedule is the reference's; SYSTEM.md gives only its period"}
+             for job in found if schedule and job["schedule"] != schedule]
+    return CRON_JOB.verdict(name, violations, notes=notes)
 
 
 def indexes_valid(target: Target):

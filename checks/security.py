@@ -10,7 +10,7 @@ to the contract or not.
 import psycopg
 
 from checks import catalog
-from checks.contract import contract
+from checks.contract import contract, tables
 from checks.core import Check
 from checks.target import Target
 
@@ -36,7 +36,8 @@ ANON_READ_PROBE = Check("anon_read_probe", "called as anon, the read RPC refuses
 OWNER_RIGHTS_VIEWS = Check("owner_rights_views", "no view the API roles can read runs with its owner's rights "
                            "(it would bypass the RLS of the tables below it)",
                            "alter view <view> set (security_invoker = true), or revoke select from anon, authenticated")
-BUCKETS_PRIVATE = Check("buckets_private", "Ordak's storage buckets are private (files are read through signed URLs)",
+BUCKETS_PRIVATE = Check("buckets_private", "every storage bucket that exists is private (files are read through "
+                        "signed URLs; Ordak keeps none today)",
                         "update storage.buckets set public = false where id = '<bucket>'")
 
 
@@ -45,9 +46,9 @@ def _api_roles(target: Target) -> list[str]:
 
 
 def rls_enabled(target: Target):
-    return RLS_ENABLED.verdict("all", [
+    return RLS_ENABLED.verdict("all", contract_tables_first([
         {"object": f"{t['schema']}.{t['name']}", "problem": "row level security is off"}
-        for t in catalog.relations(target, catalog.api_schemas(target)) if not t["rls"]])
+        for t in catalog.relations(target, catalog.api_schemas(target)) if not t["rls"]]))
 
 
 def no_write_grants(target: Target):
@@ -60,9 +61,20 @@ def no_write_grants(target: Target):
         "cross join (select rolname from pg_roles where rolname = any(%s)) r "
         "where n.nspname = any(%s) and c.relkind in ('r', 'p', 'v', 'm', 'f') order by 1, 2, 3",
         (list(WRITE_PRIVILEGES), _api_roles(target), catalog.api_schemas(target)))
-    return NO_WRITE_GRANTS.verdict("all", [
-        {"object": f"{r['schema']}.{r['name']}", "problem": f"{r['role']} may {', '.join(r['privileges'])}"}
-        for r in rows if r["privileges"]])
+    grants: dict[str, list[str]] = {}
+    for r in rows:
+        if r["privileges"]:
+            grants.setdefault(f"{r['schema']}.{r['name']}", []).append(f"{r['role']} may {', '.join(r['privileges'])}")
+    return NO_WRITE_GRANTS.verdict("all", contract_tables_first(
+        [{"object": table, "problem": "; ".join(found)} for table, found in grants.items()]))
+
+
+def contract_tables_first(violations: list[dict]) -> list[dict]:
+    """The tables Ordak's contract names first (the order tables at the top), then the rest:
+    a long finding shows what matters most where a reader looks."""
+    known = [f"public.{name}" for name in tables()]
+    return sorted(violations, key=lambda v: (known.index(v["object"]) if v["object"] in known else len(known),
+                                             v["object"]))
 
 
 def rls_has_policies(target: Target):

@@ -1,19 +1,20 @@
 """The runbook's post-restore checklist (step 5), as one flow on a new test order:
 
-ingest it the way the webhook does -> it is in the queue and unassigned counts move with its
-assignment -> print the barcode -> complete Filling -> start/complete Covering, Decorating,
-Packing -> Complete, out of the queue. Stage, timestamps and the stage-event trail are checked
+ingest it the way orders arrive (inbox, then a service-role upsert) -> it is in the queue and
+unassigned counts move with its assignment -> print the barcode, and again (a no-op but for its
+print event) -> complete Filling -> start/complete Covering, Decorating -> start (the runbook's
+start_packing, where it exists)/complete Packing -> Complete, out of the queue. Stage, timestamps and the stage-event trail are checked
 at every step; the flow stops at the first step that goes wrong and names it.
 """
 
-import json
 import uuid
 
 import psycopg
 
 from checks import catalog, rpc
-from checks.contract import orders_table
+from checks.contract import orders_table, rpcs, runbook_holds, runbook_says
 from checks.core import Check
+from checks.ingest import ingest, shopify_payload
 from checks.target import Target, call
 
 SMOKE = Check("smoke_flow", "a test order goes from ingestion to Complete through the RPCs, as the runbook's "
@@ -25,50 +26,34 @@ class StepFailed(Exception):
     pass
 
 
-def shopify_payload(store: str, number: int) -> dict:
-    """A minimal Shopify order, as the webhook Edge Function receives it."""
-    shopify_id = 8_000_000_000_000 + number
-    return {"id": shopify_id, "admin_graphql_api_id": f"gid://shopify/Order/{shopify_id}", "order_number": number,
-            "currency": "AUD", "total_price": "1.00", "source_name": "web", "note": MARK, "ordak_verify_smoke": True,
-            "customer": {"first_name": "ordak-verify", "last_name": "smoke test"},
-            "line_items": [{"title": "Smoke Test Cake", "quantity": 1}]}
-
-
 class _Flow:
     def __init__(self, target, conn, store, user):
         self.target, self.conn, self.store, self.user = target, conn, store, user
         self.passed: list[str] = []
+        self.skipped: list[str] = []
         self.order_id: str | None = None
 
-    def step(self, name: str, function: str, args: dict, *, stage: str, sets: tuple = (), as_service: bool = False):
-        """Calls the RPC; the order must then be in `stage`, with `sets` newly set, one more event."""
-        before = rpc.snapshot(self.conn, self.store, self.order_id) if self.order_id else None
+    def step(self, name: str, function: str, args: dict, *, stage: str, sets: tuple = (), event: str | None = None):
+        """Calls the RPC as the staff user; the order must then be in `stage`, with `sets` newly
+        set and, when given, exactly one more `event`."""
         if not catalog.functions(self.target, ["public"], [function]):
             raise StepFailed(f"{name}: public.{function} is missing")
-        try:
-            with self.conn.transaction():
-                role = self.target.as_service_role(self.conn) if as_service else \
-                    self.target.as_staff(self.conn, self.user["user_id"], self.user["email"])
-                with role:
-                    answer = next(iter(call(self.conn, function, **args)[0].values()))
-        except psycopg.Error as exc:
-            raise StepFailed(f"{name}: {function} failed: {str(exc).splitlines()[0]}") from None
-        if answer is False or (isinstance(answer, dict) and answer.get("success") is False):
-            raise StepFailed(f"{name}: {function} answered {answer!r}")
-        if as_service:
-            self.order_id = answer
-        after = rpc.snapshot(self.conn, self.store, self.order_id) if self.order_id else None
-        if after is None:
-            raise StepFailed(f"{name}: order {self.order_id} is not in public.{orders_table(self.store)}")
+        before = rpc.snapshot(self.conn, self.store, self.order_id)
+        answer = rpc.invoke(self.target, self.conn, rpc.Actor(self.user["user_id"], self.user["email"], self.user["role"]),
+                            function, args)
+        if answer.rejected:
+            raise StepFailed(f"{name}: {function} answered {answer}")
+        after = rpc.snapshot(self.conn, self.store, self.order_id)
         if after["stage"] != stage:
             raise StepFailed(f"{name}: order is in {after['stage']}, expected {stage}")
         for column in sets:
-            if after[column] is None or (before and before[column] is not None):
-                raise StepFailed(f"{name}: {column} should have been set now, and was {before and before[column]} "
-                                 f"-> {after[column]}")
-        if before and after["events"] - before["events"] != 1:
-            raise StepFailed(f"{name}: logged {after['events'] - before['events']} stage events, expected 1")
+            if after[column] is None or before[column] is not None:
+                raise StepFailed(f"{name}: {column} should have been set now, and was {before[column]} -> {after[column]}")
+        added = rpc.event_changes(before, after)
+        if event and added != {event: 1}:
+            raise StepFailed(f"{name}: logged {added or 'no event'}, expected one '{event}' event")
         self.passed.append(name)
+        return before, after
 
     def in_queue(self) -> bool:
         with self.conn.transaction(), self.target.as_staff(self.conn, self.user["user_id"], self.user["email"]):
@@ -85,34 +70,57 @@ class _Flow:
             raise StepFailed(f"{name}: {problem}")
         self.passed.append(name)
 
-    def walk(self) -> None:
-        store = self.store
+    def ingest(self) -> None:
         number = 9_900_000 + uuid.uuid4().int % 90_000
-        self.step("ingest", "ingest_order", {"p_store": store, "p_order": json.dumps(shopify_payload(store, number))},
-                  stage="Filling", as_service=True)
-        order = {"p_store": store, "p_order_id": self.order_id}
+        try:
+            with self.conn.transaction():
+                self.order_id = ingest(self.target, self.conn, self.store,
+                                       shopify_payload(self.store, number, note=MARK))[0]
+        except psycopg.Error as exc:
+            raise StepFailed(f"ingest: the inbox row and the service-role upsert failed: {str(exc).splitlines()[0]}") \
+                from None
+        after = rpc.snapshot(self.conn, self.store, self.order_id)
+        self.check("ingest", after.get("stage") == "Filling",
+                   f"the new order {self.order_id} is in {after.get('stage')}, expected Filling")
+
+    def walk(self) -> None:
+        self.ingest()
+        order = {"p_store": self.store, "p_order_id": self.order_id}
+        with_notes = {"p_order_id": self.order_id, "p_store": self.store, "p_notes": MARK}
         self.check("listed in get_queue", self.in_queue(), "get_queue does not list the new order")
         unassigned = self.unassigned("Filling")
-        self.step("assign", "assign_staff", {**order, "p_staff_id": self.user["user_id"]}, stage="Filling")
+        self.step("assign", "assign_staff", {"p_order_id": self.order_id, "p_store": self.store,
+                                             "p_staff_id": self.user["user_id"]}, stage="Filling", event="assign")
         self.check("unassigned count drops", self.unassigned("Filling") == unassigned - 1,
                    f"get_unassigned_counts still says {self.unassigned('Filling')} for Filling after assigning")
-        self.step("unassign", "unassign_staff", order, stage="Filling")
+        self.step("unassign (assign_staff null)", "assign_staff", {"p_order_id": self.order_id, "p_store": self.store,
+                                                                   "p_staff_id": None}, stage="Filling", event="assign")
         self.check("unassigned count recovers", self.unassigned("Filling") == unassigned,
                    f"get_unassigned_counts says {self.unassigned('Filling')} for Filling, expected {unassigned}")
-        self.step("print barcode", "print_barcode", order, stage="Filling", sets=("filling_start_ts",))
-        self.step("complete Filling", "complete_filling", order, stage="Covering", sets=("filling_complete_ts",))
+        self.step("print barcode", "print_barcode", order, stage="Filling", sets=("filling_start_ts",), event="print")
+        before, after = self.step("reprint barcode", "print_barcode", order, stage="Filling", event="print")
+        changed = rpc.column_changes(before, after)
+        self.check("reprint changes no column", not changed, f"the duplicate print changed {', '.join(changed)}")
+        self.step("complete Filling", "complete_filling", with_notes, stage="Covering", sets=("filling_complete_ts",))
         self.step("start Covering", "start_covering", order, stage="Covering", sets=("covering_start_ts",))
-        self.step("complete Covering", "complete_covering", order, stage="Decorating", sets=("covering_complete_ts",))
+        self.step("complete Covering", "complete_covering", with_notes, stage="Decorating", sets=("covering_complete_ts",))
         self.step("start Decorating", "start_decorating", order, stage="Decorating", sets=("decorating_start_ts",))
-        self.step("complete Decorating", "complete_decorating", order, stage="Packing", sets=("decorating_complete_ts",))
-        self.step("start Packing", "start_packing", order, stage="Packing", sets=("packing_start_ts",))
-        self.step("complete Packing", "complete_packing", order, stage="Complete", sets=("packing_complete_ts",))
-        self.check("out of get_queue", not self.in_queue(), "get_queue still lists the order once Complete")
+        self.step("complete Decorating", "complete_decorating", with_notes, stage="Packing",
+                  sets=("decorating_complete_ts", "packing_start_ts"))
+        if "start_packing" in rpcs() and catalog.functions(self.target, ["public"], ["start_packing"]):
+            self.step("start Packing", "start_packing", order, stage="Packing")
+        else:  # reported once, by test_rpc[start_packing]
+            self.skipped.append("start Packing (public.start_packing is missing: see test_rpc[start_packing])")
+        self.step("complete Packing", "complete_packing", with_notes, stage="Complete", sets=("packing_complete_ts",))
+        if runbook_holds("get_queue_excludes_complete"):
+            self.check("out of get_queue", not self.in_queue(),
+                       f"get_queue still lists the order once Complete; {runbook_says('get_queue_excludes_complete')}")
 
 
 def removal_sql(store: str, order_id: str) -> str:
     return (f"delete from public.stage_events where store = '{store}' and order_id = '{order_id}'; "
-            f"delete from public.{orders_table(store)} where id = '{order_id}';")
+            f"delete from public.{orders_table(store)} where id = '{order_id}'; "
+            f"delete from public.webhook_inbox_{store} where id = '{order_id}';")
 
 
 def smoke_flow(target: Target, store: str, user: dict | None, persist: bool = False):
@@ -121,13 +129,13 @@ def smoke_flow(target: Target, store: str, user: dict | None, persist: bool = Fa
         return SMOKE.blocked(store, "no staff user to walk the flow as: see test_staff_user_available")
     if persist:
         with target.connect() as conn, conn.transaction() as transaction:
-            passed, order_id, problem = _walk(target, conn, store, user)
+            passed, skipped, order_id, problem = _walk(target, conn, store, user)
             if problem:
                 raise psycopg.Rollback(transaction)  # keep nothing of a flow that failed
     else:
         with target.sandbox() as conn:
-            passed, order_id, problem = _walk(target, conn, store, user)
-    facts = {"steps_passed": f"{len(passed)}", "order": order_id}
+            passed, skipped, order_id, problem = _walk(target, conn, store, user)
+    facts = {"steps_passed": f"{len(passed)}", "order": order_id, "steps_skipped": "; ".join(skipped)}
     if persist and not problem:
         facts["kept"] = f"{order_id} is kept, marked '{MARK}'; remove it with: {removal_sql(store, order_id)}"
     violations = [{"object": f"test order {order_id or '(not ingested)'}", "problem": problem}] if problem else []
@@ -138,6 +146,6 @@ def _walk(target, conn, store, user):
     flow = _Flow(target, conn, store, user)
     try:
         flow.walk()
-        return flow.passed, flow.order_id, None
+        return flow.passed, flow.skipped, flow.order_id, None
     except StepFailed as exc:
-        return flow.passed, flow.order_id, str(exc)
+        return flow.passed, flow.skipped, flow.order_id, str(exc)

@@ -40,7 +40,16 @@ from seed_staff, (select current_setting('ordak.seed_anchor')::timestamptz as an
 
 -- ---------------------------------------------------------------- orders, one store at a time
 -- Orders span six weeks. Older ones are (nearly all) Complete; recent ones spread over every
--- stage. Stage timestamps follow the stage and never pass the anchor.
+-- stage. Stage timestamps follow the stage and never pass the anchor. The shapes of real data
+-- are all here (SYSTEM.md, "How orders arrive, split and end"):
+--   split orders      a Shopify order with several cakes is rows <store>-<n>-A, -B, ... (letters,
+--                     then numbers past J), sharing the Shopify ids; total and accessories on -A
+--   point of sale     order_json.source_name = 'pos': born Complete, no timestamps, no events
+--   cancelled         Complete with cancelled_at, the trail stopping where it was cancelled
+--   Admin-completed   Complete with packing_complete_ts, and no Packing 'complete' event
+--   QC returns        back in Decorating, unassigned, Decorating open again
+-- Which orders take which shape is a function of the order number, so that the stage trail
+-- below can follow it.
 do $seed$
 declare
   v_n integer := current_setting('ordak.seed_orders')::integer;
@@ -52,38 +61,41 @@ begin
     execute format($sql$
       insert into public.orders_%1$s (
         row_id, id, shopify_order_id, shopify_order_gid, shopify_order_number, human_id, customer_name,
-        product_title, flavour, notes, currency, total_amount, order_json, stage, priority,
+        product_title, flavour, notes, currency, total_amount, accessories, order_json, stage, priority,
         assignee_id, storage, due_date, due_date_text, delivery_method, size, item_qty,
         filling_start_ts, filling_complete_ts, covering_start_ts, covering_complete_ts,
         decorating_start_ts, decorating_complete_ts, packing_start_ts, packing_complete_ts,
-        created_at, updated_at)
+        created_at, updated_at, cancelled_at)
       select
-        uuidv7(), '%1$s-' || num, shop_id, 'gid://shopify/Order/' || shop_id, num, '%2$s' || num,
+        uuidv7(), '%1$s-' || num || suffix, shop_id, 'gid://shopify/Order/' || shop_id, num, '%2$s' || num || suffix,
         (array['Olivia','Jack','Charlotte','Noah','Amelia','Leo','Isla','Oliver','Mia','Henry'])[1 + i %% 10]
           || ' ' || (array['Smith','Jones','Williams','Brown','Wilson','Taylor','Nguyen','Lee','Martin','Walker','Harris'])[1 + i %% 11],
-        (array['Celebration Cake','Wedding Tier','Cupcake Box (12)','Number Cake','Drip Cake','Sheet Cake'])[1 + i %% 6],
-        (array['Vanilla','Chocolate','Red Velvet','Lemon','Caramel','Strawberry'])[1 + (i / 6) %% 6],
+        (array['Celebration Cake','Wedding Tier','Cupcake Box (12)','Number Cake','Drip Cake','Sheet Cake'])[1 + (i + cake) %% 6],
+        (array['Vanilla','Chocolate','Red Velvet','Lemon','Caramel','Strawberry'])[1 + (i / 6 + cake) %% 6],
         case when i %% 9 = 0 then 'Nut free please' end,
-        'AUD', round((45 + r_amount * 300)::numeric, 2),
+        'AUD', case when cake = 1 then round((45 + r_amount * 300)::numeric, 2) end,
+        case when cake = 1 and i %% 7 = 0 then '[{"title": "Candles", "quantity": 1}]'::jsonb end,
         jsonb_build_object('id', shop_id, 'order_number', num, 'currency', 'AUD',
-                           'source_name', case when r_pos < 0.05 then 'pos' else 'web' end),
+                           'source_name', case when pos then 'pos' else 'web' end),
         (enum_range(null::public.stage_type))[1 + k], prio, assignee,
         (array['Fridge','Freezer','Shelf'])[1 + i %% 3],
         due, to_char(due, 'Dy DD Mon'), case when i %% 4 = 0 then 'delivery' else 'pickup' end,
         (array['6 inch','8 inch','10 inch','12 inch'])[1 + i %% 4], 1 + i %% 3,
-        case when k > 0 or started then t0 end, case when k > 0 then t1 end,
-        case when k > 1 or (k = 1 and started) then t2 end, case when k > 1 then t3 end,
-        case when k > 2 or (k = 2 and started) then t4 end, case when k > 2 then t5 end,
-        case when k > 3 or (k = 3 and started) then t6 end, case when k > 3 then t7 end,
-        created_at, created_at + case when k > 0 or started then age * 0.8 else interval '0' end
+        -- trail: the last stage the timestamps reach (-1: none). Entering Packing starts it.
+        case when trail > 0 or (trail = 0 and started) then t0 end, case when trail > 0 then t1 end,
+        case when trail > 1 or (trail = 1 and started) then t2 end, case when trail > 1 then t3 end,
+        case when trail > 2 or (trail = 2 and started) then t4 end, case when trail > 2 then t5 end,
+        case when trail > 2 then t5 end, case when trail > 3 or admin_completed then t7 end,
+        created_at, coalesce(cancelled_at, created_at + case when trail >= 0 then age * 0.8 else interval '0' end),
+        cancelled_at
       from (
         select *,
-          -- stage index: 0 Filling .. 4 Complete
-          case when age > interval '7 days' then case when r_stage < 0.97 then 4 else 3 end
-               when r_stage < 0.25 then 0 when r_stage < 0.45 then 1 when r_stage < 0.65 then 2
-               when r_stage < 0.80 then 3 else 4 end as k,
+          case when pos then -1 when cancelled then num %% 3 when admin_completed then 3 else k end as trail,
+          case when cancelled then created_at + age * 0.55 end as cancelled_at,
           case when r_prio < 0.2 then 'High' when r_prio < 0.8 then 'Medium' else 'Low' end::public.priority_level as prio,
           (created_at + (2 + floor(r_due * 5)) * interval '1 day')::date as due,
+          case when pos or qc_returned then null when r_assign < 0.6
+               then workers[1 + floor(r_staff * array_length(workers, 1))::int] end as assignee,
           -- t0..t7: filling start, filling complete, covering start, ... packing complete
           created_at + least(interval '90 minutes' * 1, age * 0.1) as t0,
           created_at + least(interval '90 minutes' * 2, age * 0.2) as t1,
@@ -91,23 +103,43 @@ begin
           created_at + least(interval '90 minutes' * 4, age * 0.4) as t3,
           created_at + least(interval '90 minutes' * 5, age * 0.5) as t4,
           created_at + least(interval '90 minutes' * 6, age * 0.6) as t5,
-          created_at + least(interval '90 minutes' * 7, age * 0.7) as t6,
           created_at + least(interval '90 minutes' * 8, age * 0.8) as t7
         from (
-          select i, num, shop_id, created_at, $2 - created_at as age,
-                 r_stage, r_prio, r_amount, r_pos, r_due, r_start < 0.6 as started,
-                 case when r_assign < 0.6 then workers[1 + floor(r_staff * array_length(workers, 1))::int] end as assignee
+          select *,
+            k = 4 and not pos and num %% 97 = 0 as cancelled,
+            k = 4 and not pos and num %% 97 <> 0 and num %% 53 = 0 as admin_completed,
+            k = 2 and num %% 29 = 0 as qc_returned
           from (
-            select i, %3$s + i as num, %4$s + i as shop_id,
-                   -- evenly spread over six weeks; the newest order arrived two minutes ago
-                   $2 - interval '2 minutes'
-                      - ($1 - i + case when i < $1 then random() else 0 end) * (interval '42 days' / $1) as created_at,
-                   random() as r_stage, random() as r_prio, random() as r_amount, random() as r_pos,
-                   random() as r_due, random() as r_start, random() as r_assign, random() as r_staff,
-                   $3::uuid[] as workers
-            from generate_series(1, $1) as i
-          ) raw
-        ) g
+            select *,
+              -- stage index: 0 Filling .. 4 Complete; point-of-sale orders are born Complete
+              case when pos then 4
+                   when i = qc_example then 2  -- at every scale, one recent QC return
+                   when age > interval '7 days' then case when r_stage < 0.97 then 4 else 3 end
+                   when r_stage < 0.25 then 0 when r_stage < 0.45 then 1 when r_stage < 0.65 then 2
+                   when r_stage < 0.80 then 3 else 4 end as k,
+              r_start < 0.6 or (num %% 29 = 0) as started
+            from (
+              select r.*, c.cake,
+                     case when r.cakes = 1 then '' when c.cake <= 10 then '-' || chr(64 + c.cake) else '-' || c.cake end as suffix,
+                     $2 - r.created_at as age,
+                     random() as r_stage, random() as r_prio, random() as r_due, random() as r_start,
+                     random() as r_assign, random() as r_staff, $3::uuid[] as workers
+              from (
+                select i, %3$s + i as num, %4$s + i as shop_id,
+                       -- evenly spread over six weeks; the newest order arrived two minutes ago
+                       $2 - interval '2 minutes'
+                          - ($1 - i + case when i < $1 then random() else 0 end) * (interval '42 days' / $1) as created_at,
+                       random() as r_amount,
+                       case when i = $1 / 2 then 12 when i %% 41 = 0 then 3 when i %% 17 = 0 then 2 else 1 end as cakes,
+                       i %% 23 = 5 and i <> qc_example as pos, qc_example
+                from generate_series(1, $1) as i,
+                     -- the newest order number divisible by 29, a few orders back
+                     lateral (select ($1 - 3) - ((%3$s + $1 - 3) %% 29) as qc_example) q
+              ) r
+              cross join lateral generate_series(1, r.cakes) as c (cake)
+            ) x
+          ) y
+        ) z
       ) o
       $sql$,
       v_store, case v_store when 'bannos' then '#B' else '#F' end,
@@ -119,62 +151,87 @@ end
 $seed$;
 
 -- ---------------------------------------------------------------- the stage audit trail
--- One event per effective transition, at the order's own stage timestamps.
+-- One event per effective transition, at the order's own stage timestamps; every print and
+-- every assignment logs its own (every 11th order was reprinted, every 13th reassigned).
+-- Point-of-sale, cancelled and Admin-completed orders have no events for what they skipped.
 do $seed$
 declare
   v_store text;
+  v_spare uuid[] := array(select user_id from seed_staff where n in (10, 11) order by n);
 begin
   foreach v_store in array array['bannos', 'flourlane'] loop
     execute format($sql$
       insert into public.stage_events (id, store, order_id, stage, event_type, at_ts, staff_id, meta)
-      select uuidv7(), %1$L, o.id, e.stage, e.event_type, e.at_ts, o.assignee_id, e.meta
-      from public.orders_%1$s o
+      select uuidv7(), %1$L, o.id, e.stage, e.event_type, e.at_ts, coalesce(e.staff, o.assignee_id), e.meta
+      from (
+        select o.*,
+          o.stage = 'Decorating' and o.shopify_order_number %% 29 = 0 as qc_returned,
+          o.stage = 'Complete' and o.cancelled_at is null and o.shopify_order_number %% 53 = 0
+            and o.packing_complete_ts is not null as admin_completed,
+          o.created_at + least(interval '30 minutes', (coalesce(o.filling_start_ts, $1) - o.created_at) / 2,
+                               ($1 - o.created_at) / 2) as assigned_at,
+          case when o.assignee_id = $2[1] then $2[2] else $2[1] end as first_assignee
+        from public.orders_%1$s o
+      ) o
       cross join lateral (values
-        (null, 'assign', case when o.assignee_id is not null
-                              then o.created_at + least(interval '30 minutes', (o.filling_start_ts - o.created_at) / 2,
-                                                          (%2$L::timestamptz - o.created_at) / 2) end,
+        (null, 'assign', case when o.assignee_id is not null and o.shopify_order_number %% 13 = 0
+                              then o.created_at + (o.assigned_at - o.created_at) / 2 end, o.first_assignee,
+         jsonb_build_object('action', 'assign', 'staff_id', o.first_assignee)),
+        (null, 'assign', case when o.assignee_id is not null then o.assigned_at end, null,
          jsonb_build_object('action', 'assign', 'staff_id', o.assignee_id)),
-        ('Filling', 'print', o.filling_start_ts, jsonb_build_object('barcode', o.human_id)),
-        ('Filling', 'complete', o.filling_complete_ts, '{}'::jsonb),
-        ('Covering', 'start', o.covering_start_ts, '{}'::jsonb),
-        ('Covering', 'complete', o.covering_complete_ts, '{}'::jsonb),
-        ('Decorating', 'start', o.decorating_start_ts, '{}'::jsonb),
-        ('Decorating', 'complete', o.decorating_complete_ts, '{}'::jsonb),
-        ('Packing', 'start', o.packing_start_ts, '{}'::jsonb),
-        ('Packing', 'complete', o.packing_complete_ts, '{}'::jsonb)
-      ) as e (stage, event_type, at_ts, meta)
+        ('Filling', 'print', o.filling_start_ts, null,
+         jsonb_build_object('barcode', o.human_id, 'first_filling_print', true)),
+        ('Filling', 'print', case when o.shopify_order_number %% 11 = 0
+                                  then o.filling_start_ts + (coalesce(o.filling_complete_ts, $1) - o.filling_start_ts) / 2 end,
+         null, jsonb_build_object('barcode', o.human_id, 'first_filling_print', false)),
+        ('Filling', 'complete', o.filling_complete_ts, null, '{}'::jsonb),
+        ('Covering', 'start', o.covering_start_ts, null, '{}'::jsonb),
+        ('Covering', 'complete', o.covering_complete_ts, null, '{}'::jsonb),
+        ('Decorating', 'start', o.decorating_start_ts, null, '{}'::jsonb),
+        ('Decorating', 'complete', case when o.qc_returned then o.decorating_start_ts + ($1 - o.decorating_start_ts) * 0.3
+                                        else o.decorating_complete_ts end, null, '{}'::jsonb),
+        ('Packing', 'qc_return', case when o.qc_returned then o.decorating_start_ts + ($1 - o.decorating_start_ts) * 0.6 end,
+         null, '{"notes": "icing cracked"}'::jsonb),
+        ('Packing', 'complete', case when not o.admin_completed then o.packing_complete_ts end, null, '{}'::jsonb)
+      ) as e (stage, event_type, at_ts, staff, meta)
       where e.at_ts is not null
-      $sql$, v_store, current_setting('ordak.seed_anchor'));
+      $sql$, v_store)
+    using current_setting('ordak.seed_anchor')::timestamptz, v_spare;
   end loop;
 end
 $seed$;
 
--- ---------------------------------------------------------------- QC photos and their files
--- One photo for every 50th order that reached Packing; the file lives in the private bucket.
-create temporary table seed_photos on commit drop as
-select md5('photo-' || o.id)::uuid as id, o.id as order_id, o.store,
-       o.store || '/' || o.id || '/' || md5('photo-' || o.id) || '.jpg' as path,
-       o.assignee_id, o.packing_start_ts as at_ts, o.n
+-- ---------------------------------------------------------------- ingestion
+-- The webhook inbox keeps the payloads of the last day, all processed.
+insert into public.webhook_inbox_bannos (id, payload, processed, created_at)
+select 'bannos-' || shopify_order_number, min(order_json::text)::jsonb, true, min(created_at)
+from public.orders_bannos
+where created_at > current_setting('ordak.seed_anchor')::timestamptz - interval '1 day'
+group by shopify_order_number;
+insert into public.webhook_inbox_flourlane (id, payload, processed, created_at)
+select 'flourlane-' || shopify_order_number, min(order_json::text)::jsonb, true, min(created_at)
+from public.orders_flourlane
+where created_at > current_setting('ordak.seed_anchor')::timestamptz - interval '1 day'
+group by shopify_order_number;
+insert into public.processed_webhooks (webhook_id, store, topic, processed_at)
+select id, split_part(id, '-', 1), 'orders/create', created_at
+from (select id, created_at from public.webhook_inbox_bannos
+      union all select id, created_at from public.webhook_inbox_flourlane) w;
+
+-- ---------------------------------------------------------------- QC photos
+-- One photo for every 50th order that reached Packing, kept as a URL (Ordak has no bucket).
+insert into public.order_photos (id, order_id, store, stage, url, qc_status, uploaded_by, created_at, updated_at)
+select md5('photo-' || o.id)::uuid, o.id, o.store, 'Packing',
+       'https://photos.ordak.example/qc/' || o.store || '/' || o.id || '.jpg',
+       case when o.n % 500 = 0 then 'needs_review' else 'ok' end, o.assignee_id, o.at_ts, o.at_ts
 from (
-  select id, 'bannos' as store, assignee_id, coalesce(packing_start_ts, decorating_complete_ts) as packing_start_ts,
-         shopify_order_number as n
-  from public.orders_bannos where stage in ('Packing', 'Complete')
+  select id, 'bannos' as store, assignee_id, packing_start_ts as at_ts, shopify_order_number as n
+  from public.orders_bannos where packing_start_ts is not null
   union all
-  select id, 'flourlane', assignee_id, coalesce(packing_start_ts, decorating_complete_ts), shopify_order_number
-  from public.orders_flourlane where stage in ('Packing', 'Complete')
+  select id, 'flourlane', assignee_id, packing_start_ts, shopify_order_number
+  from public.orders_flourlane where packing_start_ts is not null
 ) o
 where o.n % 50 = 0;
-
-insert into public.order_photos (id, order_id, store, stage, url, qc_status, uploaded_by, created_at, updated_at)
-select id, order_id, store, 'Packing', path,
-       case when n % 500 = 0 then 'needs_review' else 'ok' end, assignee_id, at_ts, at_ts
-from seed_photos;
-
-insert into storage.objects (bucket_id, name, owner, metadata, created_at, updated_at, last_accessed_at)
-select 'order_photos', path, assignee_id,
-       jsonb_build_object('size', 180000 + n % 90000, 'mimetype', 'image/jpeg', 'eTag', md5(path)),
-       at_ts, at_ts, at_ts
-from seed_photos;
 
 -- ---------------------------------------------------------------- the work queue
 -- Mostly done jobs; a few pending (minutes old, one locked by a worker), retrying and dead ones.

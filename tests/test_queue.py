@@ -22,7 +22,7 @@ def test_queue_no_stale_locks(target, clock, thresholds):
     expect_clean(queue.stale_locks(target, clock, thresholds))
 
 
-def test_queue_retries_within_max(target, thresholds):
+def test_queue_retries_noted(target, thresholds):
     expect_clean(queue.retries(target, thresholds))
 
 
@@ -31,8 +31,8 @@ def test_staff_user_available(target):
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_get_queue_lists_open_orders(target, store):
-    expect_clean(queue.get_queue(target, store))
+def test_get_queue_lists_the_queue(target, store, thresholds, deep_queue):
+    expect_clean(queue.get_queue(target, store, thresholds, deep_queue))
 
 
 @pytest.mark.parametrize("store", STORES)

@@ -4,12 +4,12 @@ documented; general rules a restore can break hold for every object. Read-only."
 import pytest
 
 from checks import schema
-from checks.contract import contract, tables
+from checks.contract import contract, rpcs, tables
 from checks.plugin import expect_clean
 
 CONTRACT = contract()
 TABLES = tables()
-TRIGGERS = [f"{table}.{name}" for table, names in CONTRACT["triggers"].items() for name in names]
+RPCS = rpcs()
 
 
 @pytest.mark.parametrize("table", TABLES)
@@ -22,19 +22,14 @@ def test_enum(target, enum):
     expect_clean(schema.enum(target, enum, CONTRACT["enums"][enum]))
 
 
-@pytest.mark.parametrize("rpc", CONTRACT["rpcs"])
+@pytest.mark.parametrize("rpc", RPCS)
 def test_rpc(target, rpc):
-    expect_clean(schema.rpc(target, rpc, CONTRACT["rpcs"][rpc]))
+    expect_clean(schema.rpc(target, rpc, RPCS[rpc]))
 
 
 @pytest.mark.parametrize("extension", CONTRACT["extensions"])
 def test_extension(target, extension):
     expect_clean(schema.extension(target, extension))
-
-
-@pytest.mark.parametrize("trigger", TRIGGERS)
-def test_trigger(target, trigger):
-    expect_clean(schema.trigger(target, *trigger.split(".")))
 
 
 def test_realtime_publication(target):
@@ -46,14 +41,9 @@ def test_realtime_table(target, table):
     expect_clean(schema.realtime_table(target, table))
 
 
-@pytest.mark.parametrize("job", CONTRACT["cron_jobs"])
+@pytest.mark.parametrize("job", CONTRACT["cron"]["jobs"])
 def test_cron_job(target, job):
-    expect_clean(schema.cron_job(target, job, CONTRACT["cron_jobs"][job]))
-
-
-@pytest.mark.parametrize("bucket", CONTRACT["storage"]["buckets"])
-def test_bucket(target, bucket):
-    expect_clean(schema.bucket(target, bucket))
+    expect_clean(schema.cron_job(target, job))
 
 
 def test_indexes_valid(target):

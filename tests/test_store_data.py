@@ -42,8 +42,8 @@ def test_stage_events_present(target, store):
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_shopify_ids_unique(target, store):
-    expect_clean(data.shopify_ids_unique(target, store))
+def test_no_shopify_duplicates(target, store):
+    expect_clean(data.shopify_duplicates(target, store))
 
 
 @pytest.mark.parametrize("store", STORES)

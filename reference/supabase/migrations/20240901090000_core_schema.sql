@@ -1,5 +1,5 @@
 -- Ordak core schema: the two store order tables, staff, the stage audit trail, the work
--- queue, QC photos, settings and the audit log.
+-- queue, QC photos, ingestion, settings, the audit log, shifts and inventory.
 
 create type public.stage_type as enum ('Filling', 'Covering', 'Decorating', 'Packing', 'Complete');
 create type public.priority_level as enum ('High', 'Medium', 'Low');
@@ -22,7 +22,8 @@ create table public.staff_shared (
 create table public.orders_bannos (
   row_id uuid primary key default gen_random_uuid(),
   id text not null unique,
-  shopify_order_id bigint unique,
+  -- Not unique: the rows of a split order (<store>-<number>-A, -B, ...) share the Shopify ids.
+  shopify_order_id bigint,
   shopify_order_gid text,
   shopify_order_number integer,
   human_id text,
@@ -62,6 +63,7 @@ create index orders_bannos_stage_idx on public.orders_bannos (stage);
 create index orders_bannos_created_at_idx on public.orders_bannos (created_at);
 create index orders_bannos_assignee_idx on public.orders_bannos (assignee_id);
 create index orders_bannos_due_date_idx on public.orders_bannos (due_date);
+create index orders_bannos_shopify_id_idx on public.orders_bannos (shopify_order_id);
 create index orders_bannos_gid_idx on public.orders_bannos (shopify_order_gid);
 
 -- Flourlane is structurally identical to Bannos.
@@ -132,6 +134,8 @@ create table public.audit_log (
   created_at timestamptz not null default now()
 );
 
+-- Ingestion: the webhook Edge Function stores each Shopify payload here (id <store>-<number>);
+-- process-inbox (service role) upserts the order rows and marks the payload processed.
 create table public.webhook_inbox_bannos (
   id text primary key,
   payload jsonb not null,
@@ -155,25 +159,72 @@ create table public.dead_letter (
   created_at timestamptz not null default now()
 );
 
--- ---------------------------------------------------------------- updated_at
-create function public.set_updated_at() returns trigger
-language plpgsql set search_path = '' as $$
-begin
-  new.updated_at := now();
-  return new;
-end
-$$;
+create table public.users (
+  id uuid primary key references auth.users (id) on delete cascade,
+  display_name text,
+  created_at timestamptz not null default now()
+);
 
-create trigger set_updated_at before update on public.orders_bannos
-  for each row execute function public.set_updated_at();
-create trigger set_updated_at before update on public.orders_flourlane
-  for each row execute function public.set_updated_at();
-create trigger set_updated_at before update on public.staff_shared
-  for each row execute function public.set_updated_at();
-create trigger set_updated_at before update on public.work_queue
-  for each row execute function public.set_updated_at();
-create trigger set_updated_at before update on public.order_photos
-  for each row execute function public.set_updated_at();
+-- ---------------------------------------------------------------- shifts
+create table public.shifts (
+  id uuid primary key default gen_random_uuid(),
+  staff_id uuid not null references public.staff_shared (user_id),
+  store text not null check (store in ('bannos', 'flourlane')),
+  start_ts timestamptz not null,
+  end_ts timestamptz
+);
+create table public.breaks (
+  id uuid primary key default gen_random_uuid(),
+  shift_id uuid not null references public.shifts (id) on delete cascade,
+  start_ts timestamptz not null,
+  end_ts timestamptz
+);
+
+-- ---------------------------------------------------------------- inventory
+create table public.components (
+  id uuid primary key default gen_random_uuid(),
+  sku text not null unique,
+  name text not null,
+  on_hand numeric(12, 2) not null default 0,
+  updated_at timestamptz not null default now()
+);
+create table public.accessories (
+  id uuid primary key default gen_random_uuid(),
+  sku text not null unique,
+  name text not null,
+  on_hand integer not null default 0
+);
+create table public.cake_toppers (
+  id uuid primary key default gen_random_uuid(),
+  name text not null,
+  on_hand integer not null default 0
+);
+create table public.boms (
+  id uuid primary key default gen_random_uuid(),
+  store text not null check (store in ('bannos', 'flourlane')),
+  product_title text not null
+);
+create table public.bom_items (
+  bom_id uuid not null references public.boms (id) on delete cascade,
+  component_id uuid not null references public.components (id),
+  quantity numeric(12, 2) not null,
+  primary key (bom_id, component_id)
+);
+create table public.stock_transactions (
+  id uuid primary key default gen_random_uuid(),
+  component_id uuid not null references public.components (id),
+  change numeric(12, 2) not null,
+  reason text,
+  order_id text,
+  created_at timestamptz not null default now()
+);
+create table public.inventory_sync_queue (
+  id uuid primary key default gen_random_uuid(),
+  sku text not null,
+  store text not null,
+  status text not null default 'pending',
+  created_at timestamptz not null default now()
+);
 
 -- ---------------------------------------------------------------- who is calling
 -- The caller's staff role, or null for anyone who is not active, approved staff.
@@ -199,6 +250,16 @@ alter table public.webhook_inbox_bannos enable row level security;
 alter table public.webhook_inbox_flourlane enable row level security;
 alter table public.processed_webhooks enable row level security;
 alter table public.dead_letter enable row level security;
+alter table public.users enable row level security;
+alter table public.shifts enable row level security;
+alter table public.breaks enable row level security;
+alter table public.components enable row level security;
+alter table public.accessories enable row level security;
+alter table public.cake_toppers enable row level security;
+alter table public.boms enable row level security;
+alter table public.bom_items enable row level security;
+alter table public.stock_transactions enable row level security;
+alter table public.inventory_sync_queue enable row level security;
 
 create policy staff_read on public.staff_shared for select to authenticated
   using (user_id = auth.uid() or public.current_staff_role() is not null);
@@ -223,6 +284,26 @@ create policy admin_read on public.webhook_inbox_flourlane for select to authent
 create policy admin_read on public.processed_webhooks for select to authenticated
   using (public.current_staff_role() = 'Admin');
 create policy admin_read on public.dead_letter for select to authenticated
+  using (public.current_staff_role() = 'Admin');
+create policy own_read on public.users for select to authenticated
+  using (id = auth.uid());
+create policy staff_read on public.shifts for select to authenticated
+  using (staff_id = auth.uid() or public.current_staff_role() in ('Admin', 'Supervisor'));
+create policy staff_read on public.breaks for select to authenticated
+  using (public.current_staff_role() is not null);
+create policy staff_read on public.components for select to authenticated
+  using (public.current_staff_role() is not null);
+create policy staff_read on public.accessories for select to authenticated
+  using (public.current_staff_role() is not null);
+create policy staff_read on public.cake_toppers for select to authenticated
+  using (public.current_staff_role() is not null);
+create policy staff_read on public.boms for select to authenticated
+  using (public.current_staff_role() is not null);
+create policy staff_read on public.bom_items for select to authenticated
+  using (public.current_staff_role() is not null);
+create policy admin_read on public.stock_transactions for select to authenticated
+  using (public.current_staff_role() = 'Admin');
+create policy admin_read on public.inventory_sync_queue for select to authenticated
   using (public.current_staff_role() = 'Admin');
 
 -- Undo Supabase's default grants: the API roles read (under RLS) and never write.

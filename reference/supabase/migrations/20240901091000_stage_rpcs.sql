@@ -1,6 +1,7 @@
 -- Stage RPCs. Every write in Ordak goes through one of these SECURITY DEFINER functions;
--- each checks the caller's staff role itself, guards the stage it acts on, and is
--- idempotent: a repeated call changes nothing and says so.
+-- each checks the caller's staff role itself, guards the stage it acts on, and sets
+-- updated_at itself (Ordak has no updated_at triggers). A repeated stage change changes
+-- nothing and says so; prints and assignments record actions, so each call logs its event.
 
 -- ---------------------------------------------------------------- internal helpers
 -- Not part of the API: EXECUTE is revoked from every API role at the end of this file. They
@@ -76,15 +77,16 @@ begin
     return jsonb_build_object('success', true, 'skipped', true, 'reason', 'already started',
                               'order_id', p_order_id, 'stage', p_stage, 'started_at', v_started);
   end if;
-  execute format('update %s set %I = now() where id = $1', public._orders_table(p_store), v_col)
+  execute format('update %s set %I = now(), updated_at = now() where id = $1',
+                 public._orders_table(p_store), v_col)
     using p_order_id;
   perform public._log_event(p_store, p_order_id, p_stage::text, 'start');
   return jsonb_build_object('success', true, 'skipped', false, 'order_id', p_order_id, 'stage', p_stage);
 end
 $$;
 
--- Moves an order from p_stage to the next stage and stamps the stage complete.
--- Timestamps already set are kept: a stamp, once written, never changes.
+-- Moves an order from p_stage to the next stage and stamps the stage complete; entering
+-- Packing starts it. Timestamps already set are kept: a stamp, once written, never changes.
 create function public._complete_stage(p_store text, p_order_id text, p_stage public.stage_type, p_notes text)
 returns boolean
 language plpgsql set search_path = '' as $$
@@ -99,8 +101,10 @@ begin
   if v_stage <> p_stage then
     raise exception 'order % is in %, not %', p_order_id, v_stage, p_stage using errcode = 'P0001';
   end if;
-  execute format('update %s set stage = $2, %I = coalesce(%I, now()), %I = coalesce(%I, now()) where id = $1',
-                 public._orders_table(p_store), v_start, v_start, v_done, v_done)
+  execute format('update %s set stage = $2, %I = coalesce(%I, now()), %I = coalesce(%I, now())%s, '
+                 'updated_at = now() where id = $1',
+                 public._orders_table(p_store), v_start, v_start, v_done, v_done,
+                 case when v_next = 'Packing' then ', packing_start_ts = coalesce(packing_start_ts, now())' else '' end)
     using p_order_id, v_next;
   perform public._log_event(p_store, p_order_id, p_stage::text, 'complete',
                             jsonb_strip_nulls(jsonb_build_object('notes', p_notes)));
@@ -110,7 +114,9 @@ $$;
 
 -- ---------------------------------------------------------------- the API
 
--- Prints the docket: the first print starts Filling; a repeat answers "already_done".
+-- Prints the docket. The first print starts Filling; every print, repeats included, is a
+-- real print and logs one 'print' event; a repeat changes no order column and answers
+-- "already_done" (the runbook's answer).
 create function public.print_barcode(p_store text, p_order_id text) returns jsonb
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -124,18 +130,20 @@ begin
   execute format('select filling_start_ts, shopify_order_number from %s where id = $1',
                  public._orders_table(p_store))
     into v_printed, v_number using p_order_id;
-  v_barcode := case p_store when 'bannos' then '#B' else '#F' end || v_number;
-  if v_printed is not null then
-    return jsonb_build_object('success', true, 'already_done', true, 'order_id', p_order_id,
-                              'barcode', v_barcode, 'printed_at', v_printed);
-  end if;
-  if v_stage <> 'Filling' then
+  -- A split order's cake carries its suffix, so that the scanner can tell the siblings apart.
+  v_barcode := case p_store when 'bannos' then '#B' else '#F' end || v_number
+               || coalesce(substring(p_order_id from '^[a-z]+-[0-9]+(-[A-Z0-9]+)$'), '');
+  if v_printed is null and v_stage <> 'Filling' then
     raise exception 'order % is in %, not Filling', p_order_id, v_stage using errcode = 'P0001';
   end if;
-  execute format('update %s set filling_start_ts = now() where id = $1', public._orders_table(p_store))
-    using p_order_id;
-  perform public._log_event(p_store, p_order_id, 'Filling', 'print', jsonb_build_object('barcode', v_barcode));
-  return jsonb_build_object('success', true, 'already_done', false, 'order_id', p_order_id,
+  if v_printed is null then
+    execute format('update %s set filling_start_ts = now(), updated_at = now() where id = $1',
+                   public._orders_table(p_store))
+      using p_order_id;
+  end if;
+  perform public._log_event(p_store, p_order_id, 'Filling', 'print',
+                            jsonb_build_object('barcode', v_barcode, 'first_filling_print', v_printed is null));
+  return jsonb_build_object('success', true, 'already_done', v_printed is not null, 'order_id', p_order_id,
                             'barcode', v_barcode);
 end
 $$;
@@ -170,19 +178,21 @@ returns boolean language sql security definer set search_path = '' as $$
   select public._complete_stage(p_store, p_order_id, 'Packing', p_notes)
 $$;
 
--- QC failure: Packing goes back to Decorating. Supervisors and Admins only.
+-- QC failure, worked by the packer (Staff): Packing goes back to Decorating, unassigned, and
+-- Decorating is open again (its completion and the Packing start are set again when it completes).
 create function public.qc_return_to_decorating(p_order_id text, p_store text, p_notes text)
 returns boolean
 language plpgsql security definer set search_path = '' as $$
 declare
   v_stage public.stage_type;
 begin
-  perform public._require_staff('Supervisor');
+  perform public._require_staff('Staff');
   v_stage := public._lock_order(p_store, p_order_id);
   if v_stage <> 'Packing' then
     raise exception 'order % is in %, not Packing', p_order_id, v_stage using errcode = 'P0001';
   end if;
-  execute format('update %s set stage = ''Decorating'' where id = $1', public._orders_table(p_store))
+  execute format('update %s set stage = ''Decorating'', assignee_id = null, decorating_complete_ts = null, '
+                 'packing_start_ts = null, updated_at = now() where id = $1', public._orders_table(p_store))
     using p_order_id;
   perform public._log_event(p_store, p_order_id, 'Packing', 'qc_return',
                             jsonb_strip_nulls(jsonb_build_object('notes', p_notes)));
@@ -190,73 +200,61 @@ begin
 end
 $$;
 
--- Assignment never touches the stage. Assigning the current assignee again is a no-op.
+-- Assignment never touches the stage. p_staff_id null unassigns. Every call logs one event.
 create function public.assign_staff(p_order_id text, p_store text, p_staff_id uuid) returns boolean
 language plpgsql security definer set search_path = '' as $$
 declare
   v_current uuid;
 begin
   perform public._require_staff('Supervisor');
-  if not exists (select from public.staff_shared where user_id = p_staff_id and is_active) then
+  if p_staff_id is not null
+     and not exists (select from public.staff_shared where user_id = p_staff_id and is_active) then
     raise exception 'staff % not found or inactive', p_staff_id using errcode = 'P0002';
   end if;
   perform public._lock_order(p_store, p_order_id);
   execute format('select assignee_id from %s where id = $1', public._orders_table(p_store))
     into v_current using p_order_id;
-  if v_current is not distinct from p_staff_id then
-    return true;
+  if v_current is distinct from p_staff_id then
+    execute format('update %s set assignee_id = $2, updated_at = now() where id = $1',
+                   public._orders_table(p_store))
+      using p_order_id, p_staff_id;
   end if;
-  execute format('update %s set assignee_id = $2 where id = $1', public._orders_table(p_store))
-    using p_order_id, p_staff_id;
   perform public._log_event(p_store, p_order_id, null, 'assign',
-                            jsonb_build_object('action', 'assign', 'staff_id', p_staff_id));
+                            jsonb_build_object('action', case when p_staff_id is null then 'unassign' else 'assign' end,
+                                               'staff_id', p_staff_id, 'previous', v_current));
   return true;
 end
 $$;
 
+-- What the app's assignment dialog calls (the runbook's version; see contract [runbook]).
 create function public.unassign_staff(p_order_id text, p_store text) returns boolean
+language sql security definer set search_path = '' as $$
+  select public.assign_staff(p_order_id, p_store, null)
+$$;
+
+-- Cancelling moves an order to Complete, stamping only cancelled_at; no stage event.
+create function public.cancel_order(p_order_id text, p_store text) returns boolean
 language plpgsql security definer set search_path = '' as $$
-declare
-  v_current uuid;
 begin
   perform public._require_staff('Supervisor');
   perform public._lock_order(p_store, p_order_id);
-  execute format('select assignee_id from %s where id = $1', public._orders_table(p_store))
-    into v_current using p_order_id;
-  if v_current is null then
-    return true;
-  end if;
-  execute format('update %s set assignee_id = null where id = $1', public._orders_table(p_store))
+  execute format('update %s set stage = ''Complete'', cancelled_at = coalesce(cancelled_at, now()), '
+                 'updated_at = now() where id = $1', public._orders_table(p_store))
     using p_order_id;
-  perform public._log_event(p_store, p_order_id, null, 'assign',
-                            jsonb_build_object('action', 'unassign', 'previous', v_current));
   return true;
 end
 $$;
 
--- What the Shopify webhook Edge Function calls (with the service role key) for each order.
--- Dedupes on the Shopify order id: a redelivered webhook returns the existing order.
-create function public.ingest_order(p_store text, p_order jsonb) returns text
+-- An Admin closes an order by hand: Complete, stamping only packing_complete_ts; no stage event.
+create function public.mark_order_complete(p_order_id text, p_store text) returns boolean
 language plpgsql security definer set search_path = '' as $$
-declare
-  v_id text := p_store || '-' || (p_order ->> 'order_number');
-  v_item jsonb := p_order -> 'line_items' -> 0;
 begin
-  if coalesce(auth.role(), '') <> 'service_role' then
-    raise exception 'permission denied: ingest_order is for the webhook (service role)' using errcode = '42501';
-  end if;
-  perform public._orders_table(p_store);
-  execute format($sql$
-    insert into %s (id, shopify_order_id, shopify_order_gid, shopify_order_number, human_id,
-                    customer_name, product_title, currency, total_amount, order_json, item_qty,
-                    due_date, delivery_method)
-    values ($1, ($2 ->> 'id')::bigint, $2 ->> 'admin_graphql_api_id', ($2 ->> 'order_number')::int,
-            $3, trim(concat_ws(' ', $2 -> 'customer' ->> 'first_name', $2 -> 'customer' ->> 'last_name')),
-            $4 ->> 'title', $2 ->> 'currency', ($2 ->> 'total_price')::numeric, $2,
-            coalesce(($4 ->> 'quantity')::int, 1), ($2 ->> 'due_date')::date, $2 ->> 'delivery_method')
-    on conflict (shopify_order_id) do nothing$sql$, public._orders_table(p_store))
-    using v_id, p_order, case p_store when 'bannos' then '#B' else '#F' end || (p_order ->> 'order_number'), v_item;
-  return v_id;
+  perform public._require_staff('Admin');
+  perform public._lock_order(p_store, p_order_id);
+  execute format('update %s set stage = ''Complete'', packing_complete_ts = coalesce(packing_complete_ts, now()), '
+                 'updated_at = now() where id = $1', public._orders_table(p_store))
+    using p_order_id;
+  return true;
 end
 $$;
 
@@ -273,6 +271,7 @@ grant execute on function
   public.complete_packing(text, text, text),
   public.qc_return_to_decorating(text, text, text),
   public.assign_staff(text, text, uuid),
-  public.unassign_staff(text, text)
+  public.unassign_staff(text, text),
+  public.cancel_order(text, text),
+  public.mark_order_complete(text, text)
   to authenticated;
-grant execute on function public.ingest_order(text, jsonb) to service_role;

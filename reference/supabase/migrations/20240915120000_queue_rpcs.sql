@@ -71,61 +71,74 @@ begin
 end
 $$;
 
+-- The queue screen's counters. Per stage: orders in it that someone works on ("active work").
 create function public.get_queue_stats(p_store text) returns table (
-  total_orders bigint, filling_count bigint, covering_count bigint, decorating_count bigint,
-  packing_count bigint, complete_count bigint, unassigned_count bigint
+  total_orders bigint, completed_orders bigint, in_production bigint, unassigned_orders bigint,
+  filling_count bigint, covering_count bigint, decorating_count bigint, packing_count bigint
 )
 language plpgsql stable security definer set search_path = '' as $$
 begin
   perform public._require_staff('Staff');
   return query execute format($sql$
     select count(*),
-           count(*) filter (where stage = 'Filling'),
-           count(*) filter (where stage = 'Covering'),
-           count(*) filter (where stage = 'Decorating'),
-           count(*) filter (where stage = 'Packing'),
            count(*) filter (where stage = 'Complete'),
-           count(*) filter (where stage <> 'Complete' and assignee_id is null)
+           count(*) filter (where stage <> 'Complete'),
+           count(*) filter (where stage <> 'Complete' and assignee_id is null),
+           count(*) filter (where stage = 'Filling' and assignee_id is not null),
+           count(*) filter (where stage = 'Covering' and assignee_id is not null),
+           count(*) filter (where stage = 'Decorating' and assignee_id is not null),
+           count(*) filter (where stage = 'Packing' and assignee_id is not null)
     from %s$sql$, public._orders_table(p_store));
 end
 $$;
 
--- Resolves what the scanner read: '#B18617', 'bannos-18617' or a bare '18617' (Bannos first).
-create function public.get_order_for_scan(p_scan text) returns table (
+-- What the scanner shows for one cake.
+create type public.scanner_order_result as (
   id text, store text, stage public.stage_type, priority public.priority_level, assignee_id uuid,
-  customer_name text, product_title text, due_date date, shopify_order_number integer
-)
+  customer_name text, product_title text, flavour text, size text, due_date date,
+  shopify_order_number integer,
+  filling_start_ts timestamptz, filling_complete_ts timestamptz,
+  covering_start_ts timestamptz, covering_complete_ts timestamptz,
+  decorating_start_ts timestamptz, decorating_complete_ts timestamptz,
+  packing_start_ts timestamptz, packing_complete_ts timestamptz
+);
+
+-- Resolves what the scanner read to one cake: '#B18617', 'bannos-18617', a bare '18617'
+-- (Bannos first), or a split order's cake by its full id ('bannos-24201-B') or its printed
+-- barcode ('#B24201-B'). Null when nothing matches or the scan cannot be read.
+create function public.get_order_for_scan(p_scan text) returns public.scanner_order_result
 language plpgsql stable security definer set search_path = '' as $$
-#variable_conflict use_column
 declare
   v_scan text := upper(btrim(p_scan));
-  v_store text;
-  v_number text;
+  v_parts text[];
+  v_ids text[];
+  v_result public.scanner_order_result;
 begin
   perform public._require_staff('Staff');
-  if v_scan ~ '^#[BF][0-9]+$' then
-    v_store := case substr(v_scan, 2, 1) when 'B' then 'bannos' else 'flourlane' end;
-    v_number := substr(v_scan, 3);
-  elsif v_scan ~ '^(BANNOS|FLOURLANE)-[0-9]+$' then
-    v_store := lower(split_part(v_scan, '-', 1));
-    v_number := split_part(v_scan, '-', 2);
+  if v_scan ~ '^#[BF][0-9]+(-[A-Z0-9]+)?$' then
+    v_parts := regexp_match(v_scan, '^#([BF])([0-9]+)(-[A-Z0-9]+)?$');
+    v_ids := array[case v_parts[1] when 'B' then 'bannos' else 'flourlane' end || '-' || v_parts[2]
+                   || coalesce(v_parts[3], '')];
+  elsif v_scan ~ '^(BANNOS|FLOURLANE)-[0-9]+(-[A-Z0-9]+)?$' then
+    v_ids := array[lower(split_part(v_scan, '-', 1)) || substr(v_scan, position('-' in v_scan))];
   elsif v_scan ~ '^[0-9]+$' then
-    v_number := v_scan;
+    v_ids := array['bannos-' || v_scan, 'flourlane-' || v_scan];
   else
-    raise exception 'unrecognised scan: %', p_scan using errcode = '22023';
+    return null;
   end if;
-  return query
-    select t.id, t.store, t.stage, t.priority, t.assignee_id, t.customer_name, t.product_title,
-           t.due_date, t.shopify_order_number
-    from (
-      select o.*, 'bannos'::text as store, 1 as pick from public.orders_bannos o
-      where coalesce(v_store, 'bannos') = 'bannos' and o.id = 'bannos-' || v_number
-      union all
-      select o.*, 'flourlane'::text, 2 from public.orders_flourlane o
-      where coalesce(v_store, 'flourlane') = 'flourlane' and o.id = 'flourlane-' || v_number
-    ) t
-    order by t.pick
-    limit 1;
+  select t.id, t.store, t.stage, t.priority, t.assignee_id, t.customer_name, t.product_title, t.flavour,
+         t.size, t.due_date, t.shopify_order_number, t.filling_start_ts, t.filling_complete_ts,
+         t.covering_start_ts, t.covering_complete_ts, t.decorating_start_ts, t.decorating_complete_ts,
+         t.packing_start_ts, t.packing_complete_ts
+  into v_result
+  from (
+    select o.*, 'bannos'::text as store, 1 as pick from public.orders_bannos o where o.id = any(v_ids)
+    union all
+    select o.*, 'flourlane'::text, 2 from public.orders_flourlane o where o.id = any(v_ids)
+  ) t
+  order by t.pick
+  limit 1;
+  return v_result;
 end
 $$;
 

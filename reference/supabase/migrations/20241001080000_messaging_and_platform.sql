@@ -1,5 +1,5 @@
--- Staff messaging, then the platform wiring Ordak depends on: realtime, the photo bucket
--- and the scheduled jobs.
+-- Staff messaging, then the platform wiring Ordak depends on: realtime and the scheduled
+-- jobs. (QC photos are kept as URLs in order_photos: Ordak has no Storage bucket.)
 
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
@@ -61,16 +61,10 @@ revoke all on all sequences in schema public from anon, authenticated;
 revoke all on function public.is_participant(uuid) from public, anon;
 
 -- ---------------------------------------------------------------- realtime
--- The live production queue and chat subscribe to these.
+-- The live production queue and chat subscribe to these (read receipts are not live).
 alter publication supabase_realtime add table
   public.orders_bannos, public.orders_flourlane, public.staff_shared,
-  public.conversations, public.conversation_participants, public.messages, public.message_reads;
-
--- ---------------------------------------------------------------- storage
--- QC photos: private, read through signed URLs only.
-insert into storage.buckets (id, name, public, allowed_mime_types)
-values ('order_photos', 'order_photos', false, array['image/jpeg', 'image/png', 'image/webp'])
-on conflict (id) do nothing;
+  public.conversations, public.conversation_participants, public.messages;
 
 -- ---------------------------------------------------------------- scheduled jobs
 -- Alerts when a store ingested no order for 2 hours during business hours (07:00-19:00).
