@@ -87,8 +87,7 @@ class Platform:
     def _missing(self, part: str | None) -> str | None:
         env = self.env
         keys = PARTS[part][0] if part else tuple(dict.fromkeys(k for p in PARTS.values() for k in p[0]))
-        what = PARTS[part][1] if part else ("the platform checks (Management API, PostgREST, photos; "
-                                               "photos kept in Storage also need secrets.service_role_key)")
+        what = PARTS[part][1] if part else "the platform checks (Management API, PostgREST, photos)"
         undefined = [k for k in keys if k not in env.secrets]
         if undefined:
             names = ", ".join(f"secrets.{k}" for k in undefined)

@@ -148,7 +148,7 @@ class StandIn:
         return Reply(404, {"message": "no route"})
 
     def _photos(self, method, path, headers, body) -> Reply:
-        if method == "GET" and path.startswith("/cdn/") and "missing" not in path:
+        if method == "GET" and "missing" not in path:
             return Reply(200, JPEG, {"Content-Type": "image/jpeg"})
         return Reply(404, b"<html><body>Not Found</body></html>", {"Content-Type": "text/html"})
 

@@ -44,6 +44,32 @@ def standin():
         yield server
 
 
+NEWEST_PHOTOS = "select id from public.order_photos order by created_at desc nulls last, id limit {n}"
+
+
+@pytest.fixture
+def platform_clone(ordak_clone, standin):
+    """Factory: a clone whose photo URLs point at the stand-in's photo host (the reference's
+    are https://photos.ordak.example/...); with storage=True, a team that keeps photos in
+    Storage: a private bucket holding the newest six, five as bare paths, one as a URL."""
+    def make(*sql: str, storage: bool = False):
+        setup = [f"update public.order_photos set url = replace(url, 'https://photos.ordak.example', "
+                 f"'{standin.url('photos')}')"]
+        if storage:
+            setup += [
+                "insert into storage.buckets (id, name, public) values ('order_photos', 'order_photos', false)",
+                "insert into storage.objects (bucket_id, name, metadata) select 'order_photos', "
+                "store || '/' || order_id || '.jpg', '{\"mimetype\": \"image/jpeg\"}' from public.order_photos "
+                f"where id in ({NEWEST_PHOTOS.format(n=6)})",
+                "update public.order_photos set url = store || '/' || order_id || '.jpg' "
+                f"where id in ({NEWEST_PHOTOS.format(n=5)})",
+                f"update public.order_photos set url = '{standin.url('project')}/storage/v1/object/public/"
+                f"order_photos/' || store || '/' || order_id || '.jpg' "
+                f"where id in ({NEWEST_PHOTOS.format(n=6)}) and url like 'http%'"]
+        return ordak_clone(*setup, *sql, as_admin=True)
+    return make
+
+
 def environments_file(path, standin: StandIn, extra: str = "") -> str:
     path.write_text(f"""
 [staging]
@@ -82,28 +108,25 @@ def one_line(message: str) -> str:
 
 
 # -- healthy answers ------------------------------------------------------------------------
-def test_healthy_answers_pass_and_only_reads_are_sent(ordak_clone, standin):
-    clone = ordak_clone()
-    cdn = f"{standin.url('photos')}/cdn/qc-newest.jpg?width=800"
-    clone.execute(f"update public.order_photos set url = '{cdn}' "
-                  f"where id = (select id from public.order_photos order by created_at desc limit 1)")
-    run = run_platform(clone, standin)
+def test_healthy_answers_pass_and_only_reads_are_sent(platform_clone, standin):
+    run = run_platform(platform_clone(storage=True), standin)
     assert_outcomes(run, {})
     assert run.with_status("passed") == PLATFORM_TESTS, run.output
-    assert "photos_sampled=" in run.output and "pitr_window_days=7.08" in run.output
+    assert "photos_sampled=10, photos_readable=10" in run.output and "pitr_window_days=7.08" in run.output
 
     seen = {(r.server, r.method, r.path) for r in standin.requests}
     assert {("management", "GET", f"/v1/projects/{REF}/{what}")
             for what in ("database/backups", "database/migrations", "advisors/security")} <= seen
-    assert ("photos", "GET", "/cdn/qc-newest.jpg?width=800") in seen
     signed = [r for r in standin.requests if r.server == "project" and "/storage/v1/object/sign/" in r.path]
-    assert {r.method for r in signed} == {"POST", "GET"}, "Storage objects are signed, then read"
+    assert [r.method for r in signed].count("POST") == 6, "the six Storage photos are signed, then read"
+    assert [r.method for r in signed].count("GET") == 6
+    assert len([r for r in standin.requests if r.server == "photos"]) == 4, "the other four are fetched as they are"
     for request in standin.requests:
         assert request.headers["user-agent"].startswith("ordak-verify/0."), request
         assert "restore" not in request.path.lower(), request
         if request.server == "management":
             assert request.method == "GET" and request.headers["authorization"] == f"Bearer {ACCESS_TOKEN}"
-        if request.server == "photos":
+        if request.server == "photos" or request.method == "GET" and "/storage/" in request.path:
             assert request.method == "GET" and not {"apikey", "authorization"} & set(request.headers), request
         if request.server == "project" and request.path.startswith("/rest/v1/"):
             assert request.headers["apikey"] == ANON_KEY, "PostgREST is only called with the anon key"
@@ -112,17 +135,17 @@ def test_healthy_answers_pass_and_only_reads_are_sent(ordak_clone, standin):
                     "get_queue", "get_unassigned_counts", "get_queue_stats", "get_order_for_scan"), request
 
 
-def test_thresholds_are_overridden_per_environment(ordak_clone, standin):
+def test_thresholds_are_overridden_per_environment(platform_clone, standin):
     now = datetime.now(timezone.utc)
     standin.override("management", "GET", BACKUPS, Reply(200, _window(now - timedelta(days=3), now)))
-    run = run_platform(ordak_clone(), standin, extra_toml="[staging.thresholds]\npitr_window_days = 3\n")
+    run = run_platform(platform_clone(), standin, extra_toml="[staging.thresholds]\npitr_window_days = 3\n")
     assert run.outcome("test_pitr_window").status == "passed", run.output
 
 
-def test_xdist_workers_collect_the_same_lints(ordak_clone, standin):
+def test_xdist_workers_collect_the_same_lints(platform_clone, standin):
     lints = [lint("rls_disabled_in_public_public_notes"), lint("rls_disabled_in_public_public_drafts", table="drafts")]
     standin.override("management", "GET", ADVISORS, Reply(200, {"lints": lints}))
-    run = run_platform(ordak_clone(), standin, PART, "-n", "2")
+    run = run_platform(platform_clone(), standin, PART, "-n", "2")
     assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_notes]": ("public.notes",),
                           "test_security_advisor[rls_disabled_in_public_public_drafts]": ("public.drafts",)})
     advisor_reads = [r for r in standin.requests if r.path.endswith("/advisors/security")]
@@ -166,6 +189,7 @@ class Fault:
     fails: dict[str, tuple[str, ...]]
     skips: frozenset[str] = field(default_factory=frozenset)
     sql: str = ""
+    storage: bool = False  # photos kept in Storage (signed before they are read)
 
 
 FAULTS = {
@@ -214,40 +238,42 @@ FAULTS = {
     "signed_url_400": Fault(
         "project", "GET", r"/storage/v1/object/sign/.*",
         Reply(400, {"statusCode": "400", "error": "InvalidJWT", "message": "invalid signature"}),
-        {"test_photos_readable": ("GET {project}/storage/v1/object/sign/order_photos/", "answered 400")}),
+        {"test_photos_readable": ("GET {project}/storage/v1/object/sign/order_photos/", "answered 400")},
+        storage=True),
     "storage_object_missing": Fault(
         "project", "POST", r"/storage/v1/object/sign/.*",
         Reply(400, {"statusCode": "404", "error": "not_found", "message": "Object not found"}),
-        {"test_photos_readable": ("Storage could not sign order_photos/", "400 (Object not found)")}),
+        {"test_photos_readable": ("Storage could not sign order_photos/", "400 (Object not found)")},
+        storage=True),
 }
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault(ordak_clone, standin, name):
+def test_fault(platform_clone, standin, name):
     fault = FAULTS[name]
     standin.override(fault.server, fault.method, fault.path, fault.reply)
-    clone = ordak_clone(*([fault.sql.format(photos=standin.url("photos"))] if fault.sql else []))
+    clone = platform_clone(*([fault.sql.format(photos=standin.url("photos"))] if fault.sql else []),
+                           storage=fault.storage)
     run = run_platform(clone, standin)
     fails = {test: tuple(f.format(project=standin.url("project")) for f in fragments)
              for test, fragments in fault.fails.items()}
     assert_outcomes(run, fails, fault.skips)
 
 
-def test_public_bucket_is_reported_once(ordak_clone, standin):
+def test_public_bucket_is_reported_once(platform_clone, standin):
     """test_security judges storage.buckets already (a bucket, where one exists, must be
     private); the photo check reads through signed URLs and does not report it twice."""
-    clone = ordak_clone("update storage.buckets set public = true where id = 'order_photos'", as_admin=True)
+    clone = platform_clone("update storage.buckets set public = true where id = 'order_photos'", storage=True)
     run = run_platform(clone, standin, PART, "tests/test_security.py::test_buckets_private")
     assert_outcomes(run, {"test_buckets_private": ("bucket order_photos: bucket is public",)})
 
 
-def test_no_bucket_is_not_a_finding(ordak_clone, standin):
+def test_no_bucket_is_not_a_finding(platform_clone, standin):
     """Ordak keeps URLs today and has no bucket (SYSTEM.md): photos are fetched as they are."""
-    clone = ordak_clone(f"update public.order_photos set url = '{standin.url('photos')}/cdn/' || id || '.jpg'",
-                        "delete from storage.objects", "delete from storage.buckets", as_admin=True)
-    run = run_platform(clone, standin, PART, "tests/test_security.py::test_buckets_private")
+    run = run_platform(platform_clone(), standin, PART, "tests/test_security.py::test_buckets_private")
     assert_outcomes(run, {})
     assert not [r for r in standin.requests if "/storage/" in r.path], "nothing to sign"
+    assert len([r for r in standin.requests if r.server == "photos"]) == 10
 
 
 # -- bad answers: one line naming the endpoint and what to check ------------------------------------
@@ -284,11 +310,11 @@ BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", BAD_ANSWERS)
-def test_bad_management_answer(ordak_clone, standin, name):
+def test_bad_management_answer(platform_clone, standin, name):
     variables, overrides, fragments = BAD_ANSWERS[name]
     for override in overrides:
         standin.override(*override)
-    run = run_platform(ordak_clone(), standin, **variables)
+    run = run_platform(platform_clone(), standin, **variables)
     assert_outcomes(run, {test: (f"GET {standin.url('management')}/v1/projects/", ENDPOINT[test], *fragments)
                           for test in MANAGEMENT_FAILS}, ON_BACKUPS)
     for test in MANAGEMENT_FAILS:
@@ -308,12 +334,12 @@ REST_BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", REST_BAD_ANSWERS)
-def test_bad_rest_answer(ordak_clone, standin, name):
+def test_bad_rest_answer(platform_clone, standin, name):
     variables, reply, fragments = REST_BAD_ANSWERS[name]
     if reply:
         standin.override("project", "GET", r"/rest/v1/.*", reply)
         standin.override("project", "POST", r"/rest/v1/.*", reply)
-    run = run_platform(ordak_clone(), standin, **variables)
+    run = run_platform(platform_clone(), standin, **variables)
     assert_outcomes(run, {"test_rest_api_answers": (f"GET {standin.url('project')}/rest/v1/orders_bannos:",
                                                     *fragments)}, ON_REST)
     one_line(run.outcome("test_rest_api_answers").message)
@@ -321,18 +347,51 @@ def test_bad_rest_answer(ordak_clone, standin, name):
         run.outcome("test_anon_rest_read_rpc[get_queue]").message
 
 
-def test_wrong_service_role_key(ordak_clone, standin):
-    run = run_platform(ordak_clone(), standin, ORDAK_STAGING_SERVICE_ROLE_KEY="eyJwrong.service.key")
+def test_wrong_service_role_key(platform_clone, standin):
+    run = run_platform(platform_clone(storage=True), standin, ORDAK_STAGING_SERVICE_ROLE_KEY="eyJwrong.service.key")
     assert_outcomes(run, {"test_photos_readable": (
         f"POST {standin.url('project')}/storage/v1/object/sign/order_photos/", "401 Unauthorized (Invalid API key)",
         "the service role key was refused: check ORDAK_STAGING_SERVICE_ROLE_KEY")})
     one_line(run.outcome("test_photos_readable").message)
 
 
-def test_unset_variables_skip_naming_them(ordak_clone, standin):
-    run = run_platform(ordak_clone(), standin, SUPABASE_ACCESS_TOKEN="", ORDAK_STAGING_ANON_KEY="")
+def test_unset_variables_skip_naming_them(platform_clone, standin):
+    run = run_platform(platform_clone(), standin, SUPABASE_ACCESS_TOKEN="", ORDAK_STAGING_ANON_KEY="")
     unavailable = PLATFORM_TESTS - {"test_photos_readable", "test_security_advisor[none]"}
     assert run.with_status("skipped") == unavailable | {"test_security_advisor[unavailable]"}, run.output
     assert "SUPABASE_ACCESS_TOKEN: export them" in run.outcome("test_pitr_enabled").message
     assert "ORDAK_STAGING_ANON_KEY: export them" in run.outcome("test_rest_api_answers").message
     assert run.outcome("test_photos_readable").status == "passed"
+
+
+# -- accepting known lints: the general [[<env>.accepted]] mechanism, keys security_advisor:<cache_key>
+ACCEPTED = """
+[[staging.accepted]]
+key = "security_advisor:rls_disabled_in_public_public_notes"
+reason = "public.notes is the public changelog"
+until = {until}
+
+[[staging.accepted]]
+key = "security_advisor:auth_otp_long_expiry"
+reason = "fixed last month"
+until = 2099-01-31
+"""
+
+
+def test_an_accepted_lint_passes_and_an_unlisted_one_fails(platform_clone, standin):
+    lints = [lint("rls_disabled_in_public_public_notes"), lint("rls_disabled_in_public_public_drafts", table="drafts")]
+    standin.override("management", "GET", ADVISORS, Reply(200, {"lints": lints}))
+    run = run_platform(platform_clone(), standin, extra_toml=ACCEPTED.format(until="2099-01-31"))
+    assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_drafts]": (
+        "public.drafts: ERROR RLS Disabled in Public",)})
+    assert run.outcome("test_security_advisor[rls_disabled_in_public_public_notes]").status == "passed"
+    assert ("accepted until 2099-01-31: security_advisor:rls_disabled_in_public_public_notes: ERROR RLS Disabled "
+            "in Public") in run.output
+    assert "accepted key matched nothing (fixed? remove it): security_advisor:auth_otp_long_expiry" in run.output
+
+
+def test_an_expired_acceptance_fails_again(platform_clone, standin):
+    standin.override("management", "GET", ADVISORS, Reply(200, {"lints": [lint("rls_disabled_in_public_public_notes")]}))
+    run = run_platform(platform_clone(), standin, extra_toml=ACCEPTED.format(until="2020-01-31"))
+    assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_notes]": (
+        "public.notes: ERROR RLS Disabled in Public", "expired on 2020-01-31 (public.notes is the public changelog)")})
