@@ -55,9 +55,10 @@ class RefusedRequest(HttpError):
 
 
 def endpoint(method: str, url: httpx.URL | str) -> str:
-    """`METHOD scheme://host/path`, without the query (a signed URL's token lives there)."""
+    """`METHOD scheme://host/path`, without the query (a signed URL's token lives there) and
+    without a user or password."""
     url = httpx.URL(url)
-    return f"{method} {url.copy_with(query=None, fragment=None)}"
+    return f"{method} {url.copy_with(query=None, fragment=None, userinfo=b'')}"
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,11 @@ class Client:
     # -- one request, retried on 429 and 5xx -----------------------------------------
     def _send(self, method: str, url: str, hints: Hints, *, headers=None, json=None,
               accept: Callable[[Answer], bool] = lambda a: a.status == 200, headers_only: bool = False) -> Answer:
-        where = endpoint(method, url)
+        try:
+            where = endpoint(method, url)
+        except httpx.InvalidURL as exc:
+            shown = re.sub(r"//[^/@]*@", "//", re.split(r"[?#]", url)[0])
+            raise HttpError(self._redact(f"{method} {shown}: not a valid URL ({exc})")) from None
         for attempt in range(1, ATTEMPTS + 1):
             answer, retry_after = self._once(method, url, where, hints, headers, json, headers_only)
             if answer.status != 429 and answer.status < 500 or attempt == ATTEMPTS:
@@ -246,7 +251,8 @@ class Client:
                                          f"{hints.unreachable}")) from None
         except httpx.HTTPError as exc:
             reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
-            raise HttpError(self._redact(f"{where}: cannot connect ({reason}): {hints.unreachable}")) from None
+            what = "cannot connect" if isinstance(exc, httpx.ConnectError) else "no usable answer"
+            raise HttpError(self._redact(f"{where}: {what} ({reason}): {hints.unreachable}")) from None
         try:
             body, is_json = json.loads(raw), True
         except ValueError:

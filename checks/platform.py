@@ -70,10 +70,8 @@ class Blocked(Exception):
 class Platform:
     """The HTTP side of one environment: its settings, one read-only client, the answers."""
 
-    def __init__(self, env: Environment, transport=None):
-        """transport: where the client's requests go after its guard (default: the network)."""
+    def __init__(self, env: Environment):
         self.env = env
-        self._transport = transport
         self._rest_health: Answer | HttpError | None = None
 
     # -- settings ------------------------------------------------------------------
@@ -127,8 +125,7 @@ class Platform:
     def client(self) -> Client:
         return Client(timeout=self.env.http_timeout, management_url=self.env.management_api_url,
                       project_url=self.project_url, read_rpcs=read_rpcs(),
-                      tables=[orders_table(s) for s in contract()["stores"]], secrets=self.credentials,
-                      transport=self._transport)
+                      tables=[orders_table(s) for s in contract()["stores"]], secrets=self.credentials)
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -400,7 +397,7 @@ def lint_params(answers: dict | None) -> tuple[list, list[str]]:
     placeholder when there is none ("none") or no answer ("unavailable", reported once)."""
     if answers is None or "error" in answers["lints"]:
         return [None], ["unavailable"]
-    keys = [lint["cache_key"] for lint in answers["lints"]["answer"]["lints"]]
+    keys = list(dict.fromkeys(lint["cache_key"] for lint in answers["lints"]["answer"]["lints"]))
     return (keys, keys) if keys else ([None], ["none"])
 
 
