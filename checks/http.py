@@ -262,6 +262,8 @@ class Client:
     def _error(self, answer: Answer, hints: Hints) -> HttpError:
         where, status = answer.endpoint, answer.status
         said = _server_message(answer.body)
+        if said.strip(" ()").lower() in ("unauthorized", "forbidden", "not found", "too many requests"):
+            said = ""  # the status line says it already
         if status == 429:
             text = f"429 Too Many Requests after {ATTEMPTS} attempts: the API is rate-limiting; run again later"
         elif status >= 500:

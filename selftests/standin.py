@@ -188,6 +188,10 @@ def _server(standin: StandIn, name: str) -> ThreadingHTTPServer:
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    return server
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+
+        def handle_error(self, request, client_address):
+            pass  # a client that hung up (a timeout, a keep-alive connection closed) is no error here
+
+    return Server(("127.0.0.1", 0), Handler)

@@ -272,11 +272,12 @@ def test_retry_after_as_a_date(slept):
     assert len(slept) == 1 and 3 <= slept[0] <= 5
 
 
-@pytest.mark.parametrize("status, said", [(401, "401 Unauthorized (Unauthorized): check the token"),
-                                          (403, "403 Forbidden (Unauthorized): check access"),
-                                          (404, "404 Not Found (Unauthorized): check the ref")])
+@pytest.mark.parametrize("status, said", [(401, ": 401 Unauthorized: check the token"),
+                                          (403, ": 403 Forbidden (token lacks scope): check access"),
+                                          (404, ": 404 Not Found (token lacks scope): check the ref")])
 def test_client_errors_are_not_retried(slept, status, said):
-    recorder = Recorder(httpx.Response(status, json={"message": "Unauthorized"}))
+    message = "Unauthorized" if status == 401 else "token lacks scope"
+    recorder = Recorder(httpx.Response(status, json={"message": message}))
     with pytest.raises(HttpError, match=re.escape(said)):
         client(recorder).management_read(REF, "database/backups", TOKEN, HINTS)
     assert len(recorder.requests) == 1 and slept == []

@@ -288,7 +288,7 @@ def _management_everywhere(reply: Reply):
 
 BAD_ANSWERS = {
     "401": ({"SUPABASE_ACCESS_TOKEN": "sbp_wrong_token_0000"}, [],
-            ("401 Unauthorized", "the access token was refused: check SUPABASE_ACCESS_TOKEN")),
+            (": 401 Unauthorized: the access token was refused: check SUPABASE_ACCESS_TOKEN",)),
     "403": ({}, _management_everywhere(Reply(403, {"message": "Forbidden resource"})),
             ("403 Forbidden (Forbidden resource)", f"this access token may not read project {REF}")),
     "404_wrong_ref": ({"ORDAK_STAGING_PROJECT_REF": "wrongrefwrongref0000"}, [],
