@@ -32,6 +32,15 @@ def api_schemas(target: Target) -> list[str]:
         (app_schemas(target), roles))]
 
 
+def missing_table(target: Target, *names: str) -> str | None:
+    """Why a check cannot run, when a public table it stands on is missing: test_table reports
+    the absence once; the checks standing on it skip, pointing there."""
+    for name in names:
+        if not target.scalar("select to_regclass(%s) is not null", (f"public.{name}",)):
+            return f"public.{name} is missing: see test_table[{name}]"
+    return None
+
+
 def existing_roles(target: Target, names: list[str]) -> list[str]:
     return [r["rolname"] for r in target.query(
         "select rolname from pg_roles where rolname = any(%s) order by 1", (names,))]

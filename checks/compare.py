@@ -9,11 +9,12 @@ from datetime import datetime
 
 from psycopg import sql
 
+from checks import catalog
 from checks.contract import orders_table
 from checks.core import Check
 from checks.target import Target
 
-SHOWN_IDS = 10
+SHOWN_IDS = 100  # ids named per day and side; the count is always given
 
 MATCHES = Check("matches_compared_env", "up to the reference time, every day holds the same orders as the "
                 "compared environment",
@@ -44,6 +45,9 @@ def day_ids(target: Target, store: str, day, until: datetime) -> set[str]:
 
 
 def matches(target: Target, other: Target, store: str, until: datetime):
+    blocker = catalog.missing_table(target, orders_table(store)) or catalog.missing_table(other, orders_table(store))
+    if blocker:
+        return MATCHES.blocked(store, blocker)
     ours, theirs = daily_digests(target, store, until), daily_digests(other, store, until)
     here, there = target.env.name, other.env.name
     violations, lost, gained = [], 0, 0

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from psycopg import sql
 
+from checks import catalog
 from checks.contract import orders_table, stage_columns, stages
 from checks.core import Check
 from checks.errors import SetupError
@@ -72,6 +73,9 @@ def _hours(delta: timedelta) -> float:
 
 
 def store_not_empty(target: Target, store: str):
+    blocker = catalog.missing_table(target, orders_table(store))
+    if blocker:
+        return STORE_NOT_EMPTY.blocked(store, blocker)
     rows = target.query(sql.SQL("select stage::text as stage, count(*) as n from {} group by stage").format(_table(store)))
     per_stage = {r["stage"]: r["n"] for r in rows}
     total = sum(per_stage.values())
@@ -81,6 +85,9 @@ def store_not_empty(target: Target, store: str):
 
 
 def last_order_fresh(target: Target, store: str, clock: Clock, thresholds: dict):
+    blocker = catalog.missing_table(target, orders_table(store))
+    if blocker:
+        return LAST_ORDER_FRESH.blocked(store, blocker)
     newest = target.scalar(sql.SQL("select max(created_at) from {}").format(_table(store)))
     if newest is None:
         return LAST_ORDER_FRESH.blocked(store, f"no orders: see test_store_not_empty[{store}]")
@@ -99,6 +106,9 @@ def last_order_fresh(target: Target, store: str, clock: Clock, thresholds: dict)
 
 
 def nothing_after(target: Target, store: str, clock: Clock, thresholds: dict):
+    blocker = catalog.missing_table(target, orders_table(store))
+    if blocker:
+        return NOTHING_AFTER.blocked(store, blocker)
     cutoff = clock.at + timedelta(minutes=thresholds["clock_skew_minutes"])
     rows = target.query(sql.SQL("select id, created_at, count(*) over () as total from {} where created_at > %s "
                                 "order by created_at desc limit %s").format(_table(store)), (cutoff, SHOWN))
@@ -109,6 +119,9 @@ def nothing_after(target: Target, store: str, clock: Clock, thresholds: dict):
 
 
 def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict):
+    blocker = catalog.missing_table(target, orders_table(store), "stage_events")
+    if blocker:
+        return STAGE_TIMESTAMPS.blocked(store, blocker)
     """One pass over the store: every rule is a CASE yielding the problem, or null."""
     cutoff = clock.at + timedelta(minutes=thresholds["clock_skew_minutes"])
     rules = []
@@ -144,6 +157,9 @@ def _capped(violations: list[dict], rows: list[dict], store: str) -> list[dict]:
 
 
 def assignees_exist(target: Target, store: str):
+    blocker = catalog.missing_table(target, orders_table(store), "staff_shared")
+    if blocker:
+        return ASSIGNEES_EXIST.blocked(store, blocker)
     rows = target.query(sql.SQL(
         "select o.id, o.assignee_id, count(*) over () as total from {} o where o.assignee_id is not null "
         "and not exists (select from public.staff_shared s where s.user_id = o.assignee_id) "
@@ -154,6 +170,9 @@ def assignees_exist(target: Target, store: str):
 
 
 def stage_events_present(target: Target, store: str):
+    blocker = catalog.missing_table(target, orders_table(store), "stage_events")
+    if blocker:
+        return STAGE_EVENTS.blocked(store, blocker)
     rows = target.query(sql.SQL(
         "with completed as ("
         " select o.id, s.label::text as stage from {} o, "
@@ -174,6 +193,9 @@ _SIBLING = r"^[a-z]+-[0-9]+-[A-Z0-9]+$"
 
 
 def shopify_duplicates(target: Target, store: str):
+    blocker = catalog.missing_table(target, orders_table(store))
+    if blocker:
+        return SHOPIFY_DUPLICATES.blocked(store, blocker)
     """Rows that share a Shopify id must be distinct siblings of one split (SYSTEM.md): all
     suffixed, all of one order number, no suffix twice. Anything else is a duplicate."""
     groups = []

@@ -40,6 +40,9 @@ def status_counts(target: Target) -> dict[str, int]:
 
 
 def pending(target: Target, thresholds: dict):
+    blocker = catalog.missing_table(target, "work_queue")
+    if blocker:
+        return PENDING.blocked("work_queue", blocker)
     counts = status_counts(target)
     limit, waiting = thresholds["queue_max_pending"], counts.get("pending", 0)
     violations = [] if waiting < limit else [
@@ -48,6 +51,9 @@ def pending(target: Target, thresholds: dict):
 
 
 def oldest_pending(target: Target, clock, thresholds: dict):
+    blocker = catalog.missing_table(target, "work_queue")
+    if blocker:
+        return OLDEST_PENDING.blocked("work_queue", blocker)
     limit = timedelta(minutes=thresholds["queue_max_pending_age_minutes"])
     rows = target.query("select id, topic, created_at from public.work_queue where status = 'pending' "
                         "and created_at < %s order by created_at limit %s", (clock.at - limit, SHOWN))
@@ -61,6 +67,9 @@ def oldest_pending(target: Target, clock, thresholds: dict):
 def stale_locks(target: Target, clock, thresholds: dict):
     """Pending jobs locked too long fail (the runbook's rule); processing jobs locked too
     long are a note (the reference's rule)."""
+    blocker = catalog.missing_table(target, "work_queue")
+    if blocker:
+        return STALE_LOCKS.blocked("work_queue", blocker)
     limits = {"pending": thresholds["queue_max_lock_minutes"], "processing": thresholds["queue_max_processing_lock_minutes"]}
     rows = target.query("select id, topic, status, locked_at, locked_by from public.work_queue "
                         "where status = 'pending' and locked_at < %s or status = 'processing' and locked_at < %s "
@@ -77,6 +86,9 @@ def stale_locks(target: Target, clock, thresholds: dict):
 
 
 def retries(target: Target, thresholds: dict):
+    blocker = catalog.missing_table(target, "work_queue")
+    if blocker:
+        return RETRIES.blocked("work_queue", blocker)
     limit = thresholds["queue_max_retries"]
     rows = target.query("select id, topic, status, retry_count from public.work_queue where retry_count > %s "
                         "order by retry_count desc limit %s", (limit, SHOWN))
@@ -94,6 +106,8 @@ def _minutes(delta: timedelta) -> int:
 def staff_user(target: Target) -> dict | None:
     """The user the RPCs are called as: the env's staff_user, else the first active Admin or
     Supervisor (Admins first)."""
+    if catalog.missing_table(target, "staff_shared"):
+        return None
     wanted = target.env.staff_user
     rows = target.query(
         "select user_id, email, role from public.staff_shared where is_active and approved "
@@ -105,6 +119,9 @@ def staff_user(target: Target) -> dict | None:
 
 
 def staff_user_available(target: Target):
+    blocker = catalog.missing_table(target, "staff_shared")
+    if blocker:
+        return STAFF_USER.blocked("staff_shared", blocker)
     user = staff_user(target)
     wanted = target.env.staff_user
     problem = (f"staff_user {wanted} is not active, approved staff" if wanted
@@ -114,8 +131,9 @@ def staff_user_available(target: Target):
 
 
 def as_staff_blocker(target: Target, name: str, store: str) -> str | None:
-    if not target.scalar("select to_regclass(%s) is not null", (f"public.{orders_table(store)}",)):
-        return f"public.{orders_table(store)} is missing: see test_table[{orders_table(store)}]"
+    missing = catalog.missing_table(target, orders_table(store), "staff_shared")
+    if missing:
+        return missing
     if not catalog.functions(target, ["public"], [name]):
         return f"public.{name} is missing: see test_rpc[{name}]"
     if staff_user(target) is None:
@@ -171,8 +189,8 @@ def _queue_problems(store, counts, first, complete_tab, listed, truth, walked, q
     complete_listed = [i for i in named if i in truth and truth[i]["stage"] == "Complete" and not truth[i]["pos"]]
     if excludes_complete:
         if complete_listed or complete_total or (counts["complete"] and total == counts["open"] + counts["complete"]):
-            problems.append({"object": where, "problem": f"lists Complete orders (the Complete tab: {complete_total}"
-                             f"{': ' + _some(complete_listed) if complete_listed else ''}); "
+            problems.append({"object": where, "problem": f"lists Complete orders ({complete_total} with p_stage => "
+                             f"'Complete'{'; e.g. ' + _some(complete_listed) if complete_listed else ''}); "
                              f"{runbook_says('get_queue_excludes_complete')}"})
         elif total != counts["open"]:
             problems.append({"object": where, "problem": f"total_count says {total}; the table has {counts['open']} "

@@ -38,10 +38,6 @@ SEQUENCES_AHEAD = Check("sequences_ahead", "every serial/identity sequence is ah
                         "select setval('<sequence>', (select max(<column>) from <table>))")
 
 
-def _missing_table(table: str) -> str:
-    return f"public.{table} is missing: see test_table[{table}]"
-
-
 def _table_exists(target: Target, table: str) -> bool:
     return bool(target.scalar("select to_regclass(%s) is not null", (f"public.{table}",)))
 
@@ -162,8 +158,9 @@ def realtime_table(target: Target, table: str):
     members = catalog.publication_tables(target, publication)
     if members is None:
         return REALTIME_TABLE.blocked(table, f"{publication} is missing: see test_realtime_publication")
-    if not _table_exists(target, table):
-        return REALTIME_TABLE.blocked(table, _missing_table(table))
+    missing = catalog.missing_table(target, table)
+    if missing:
+        return REALTIME_TABLE.blocked(table, missing)
     problem = [] if f"public.{table}" in members else [
         {"object": f"public.{table}", "problem": f"table is not in publication {publication}"}]
     return REALTIME_TABLE.verdict(table, problem)

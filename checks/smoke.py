@@ -125,6 +125,9 @@ def removal_sql(store: str, order_id: str) -> str:
 
 def smoke_flow(target: Target, store: str, user: dict | None, persist: bool = False):
     """The flow in sandbox() (rolled back), or committed when persist is asked on a writable env."""
+    blocker = catalog.missing_table(target, orders_table(store), f"webhook_inbox_{store}", "stage_events")
+    if blocker:
+        return SMOKE.blocked(store, blocker)
     if user is None:
         return SMOKE.blocked(store, "no staff user to walk the flow as: see test_staff_user_available")
     if persist:

@@ -39,15 +39,41 @@ revoke all on function public.start_covering(text, text) from public, anon;
 
 STATS_FOR_ANYONE = """
 create or replace function public.get_queue_stats(p_store text) returns table (
-  total_orders bigint, filling_count bigint, covering_count bigint, decorating_count bigint,
-  packing_count bigint, complete_count bigint, unassigned_count bigint)
+  total_orders bigint, completed_orders bigint, in_production bigint, unassigned_orders bigint,
+  filling_count bigint, covering_count bigint, decorating_count bigint, packing_count bigint)
 language sql stable security definer set search_path = '' as $$
-  select count(*), count(*) filter (where stage = 'Filling'), count(*) filter (where stage = 'Covering'),
-         count(*) filter (where stage = 'Decorating'), count(*) filter (where stage = 'Packing'),
-         count(*) filter (where stage = 'Complete'), count(*) filter (where assignee_id is null)
+  select count(*), count(*) filter (where stage = 'Complete'), count(*) filter (where stage <> 'Complete'),
+         count(*) filter (where assignee_id is null), count(*) filter (where stage = 'Filling'),
+         count(*) filter (where stage = 'Covering'), count(*) filter (where stage = 'Decorating'),
+         count(*) filter (where stage = 'Packing')
   from public.orders_bannos
 $$;
 grant execute on function public.get_queue_stats(text) to anon;
+"""
+
+STATS_WITHOUT_IN_PRODUCTION = """
+drop function public.get_queue_stats(text);
+create function public.get_queue_stats(p_store text) returns table (
+  total_orders bigint, completed_orders bigint, unassigned_orders bigint,
+  filling_count bigint, covering_count bigint, decorating_count bigint, packing_count bigint)
+language sql stable security definer set search_path = '' as $$
+  select 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint, 0::bigint
+$$;
+revoke all on function public.get_queue_stats(text) from public, anon;
+"""
+
+SCAN_AS_A_SET = """
+drop function public.get_order_for_scan(text);
+create function public.get_order_for_scan(p_scan text) returns setof public.scanner_order_result
+language sql stable security definer set search_path = '' as $$ select null::public.scanner_order_result $$;
+revoke all on function public.get_order_for_scan(text) from public, anon;
+"""
+
+A_DISABLED_TRIGGER = """
+create function public.stamp_note() returns trigger language plpgsql set search_path = '' as
+  $$ begin new.notes := coalesce(new.notes, ''); return new; end $$;
+create trigger stamp_note before insert on public.orders_bannos for each row execute function public.stamp_note();
+alter table public.orders_bannos disable trigger stamp_note;
 """
 
 
@@ -73,13 +99,27 @@ FAULTS = {
     "drop_table": Fault(
         "drop table public.orders_flourlane cascade",
         {"test_table[orders_flourlane]": ("public.orders_flourlane: table is missing",)},
-        skips=frozenset({"test_trigger[orders_flourlane.set_updated_at]", "test_realtime_table[orders_flourlane]"})),
+        skips=frozenset({"test_realtime_table[orders_flourlane]"})),
+    "drop_documented_table": Fault(
+        "drop table public.breaks",
+        {"test_table[breaks]": ("public.breaks: table is missing",)}),
     "enum_without_label": Fault(
         REBUILD_STAGE_TYPE_WITHOUT_DECORATING,
         {"test_enum[stage_type]": ("public.stage_type.Decorating: label is missing",)}),
     "drop_rpc": Fault(
+        "drop function public.complete_covering(text, text, text)",
+        {"test_rpc[complete_covering]": ("public.complete_covering: function is missing",)}),
+    "runbook_rpc_missing": Fault(
         "drop function public.start_packing(text, text)",
-        {"test_rpc[start_packing]": ("public.start_packing: function is missing",)}),
+        {"test_rpc[start_packing]": ("public.start_packing: function is missing; runbook vs live Ordak: the runbook "
+                                     "expects that Packing is started explicitly",
+                                     "set runbook.start_packing.holds = false in checks/contract.toml")}),
+    "rpc_result_lacks_a_documented_column": Fault(
+        STATS_WITHOUT_IN_PRODUCTION,
+        {"test_rpc[get_queue_stats]": ("public.get_queue_stats(p_store text): result lacks column(s) in_production",)}),
+    "scan_returns_a_set": Fault(
+        SCAN_AS_A_SET,
+        {"test_rpc[get_order_for_scan]": ("returns a set; documented: one row (a composite), not a set",)}),
     "changed_rpc_signature": Fault(
         SWAP_START_COVERING_ARGUMENTS,
         {"test_rpc[start_covering]": ("public.start_covering(p_order_id text, p_store text): signature differs",
@@ -94,6 +134,9 @@ FAULTS = {
     "grant_insert_to_anon": Fault(
         "grant insert on public.orders_bannos to anon",
         {"test_no_write_grants_to_api_roles": ("public.orders_bannos: anon may INSERT",)}),
+    "grant_on_a_documented_table": Fault(
+        "grant update on public.shifts to authenticated",
+        {"test_no_write_grants_to_api_roles": ("public.shifts: authenticated may UPDATE",)}),
     "grant_truncate_to_authenticated": Fault(
         "grant truncate on public.stage_events to authenticated",
         {"test_no_write_grants_to_api_roles": ("public.stage_events: authenticated may TRUNCATE",)}),
@@ -114,11 +157,8 @@ FAULTS = {
         "alter table public.orders_flourlane add constraint total_not_negative check (total_amount >= 0) not valid",
         {"test_constraints_validated": ("public.orders_flourlane.total_not_negative: check constraint is NOT VALID",)}),
     "trigger_disabled": Fault(
-        "alter table public.orders_bannos disable trigger set_updated_at",
-        {"test_triggers_enabled": ("public.orders_bannos.set_updated_at: trigger is disabled",)}),
-    "trigger_dropped": Fault(
-        "drop trigger set_updated_at on public.work_queue",
-        {"test_trigger[work_queue.set_updated_at]": ("public.work_queue.set_updated_at: trigger is missing",)}),
+        A_DISABLED_TRIGGER,
+        {"test_triggers_enabled": ("public.orders_bannos.stamp_note: trigger is disabled",)}),
     "table_out_of_publication": Fault(
         "alter publication supabase_realtime drop table public.messages",
         {"test_realtime_table[messages]": ("public.messages: table is not in publication supabase_realtime",)}),
@@ -127,7 +167,7 @@ FAULTS = {
         {"test_realtime_publication": ("supabase_realtime: publication is missing",)},
         skips=frozenset(f"test_realtime_table[{t}]" for t in (
             "orders_bannos", "orders_flourlane", "staff_shared", "conversations",
-            "conversation_participants", "messages", "message_reads"))),
+            "conversation_participants", "messages"))),
     "cron_job_inactive": Fault(
         "update cron.job set active = false where jobname = 'order-monitor'",
         {"test_cron_job[order-monitor]": ("cron job order-monitor: job is inactive",)}),
@@ -148,11 +188,8 @@ FAULTS = {
         " where version = (select max(version) from supabase_migrations.schema_migrations)",
         {"test_migration_files_applied": ("20241020100000_start_packing.sql: never applied to the database",)}),
     "bucket_public": Fault(
-        "update storage.buckets set public = true where id = 'order_photos'",
+        "insert into storage.buckets (id, name, public) values ('order_photos', 'order_photos', true)",
         {"test_buckets_private": ("bucket order_photos: bucket is public",)}),
-    "bucket_missing": Fault(
-        "delete from storage.objects where bucket_id = 'order_photos'; delete from storage.buckets where id = 'order_photos'",
-        {"test_bucket[order_photos]": ("bucket order_photos: bucket is missing",)}),
     "anon_executes_read_rpc": Fault(
         "grant execute on function public.get_queue_stats(text) to anon",
         {"test_anon_cannot_execute_definer_functions": (
@@ -260,6 +297,36 @@ def test_objects_the_contract_does_not_know_are_judged_by_the_general_rules(orda
     assert "public.touch_note(p_id bigint)" in run.outcome("test_anon_cannot_execute_definer_functions").message
     assert "reporting.daily_orders: runs with its owner's rights and authenticated may read it" in \
         run.outcome("test_no_owner_rights_views").message
+
+
+# What the reference chose where SYSTEM.md is silent is a note: the run stays green and says so.
+NOTED = {
+    "cron_schedule_changed": ("select cron.alter_job((select jobid from cron.job where jobname = 'order-monitor'),"
+                              " schedule := '0,30 * * * *')",
+                              "cron job order-monitor: runs on '0,30 * * * *', the reference on '*/30 * * * *'"),
+    "stage_events_without_primary_key": ("alter table public.stage_events drop constraint stage_events_pkey",
+                                         "public.stage_events: no primary key on (id)"),
+}
+
+
+@pytest.mark.parametrize("name", NOTED)
+def test_reference_choice_is_a_note(ordak_clone, name):
+    sql, shown = NOTED[name]
+    run = ordak_clone(sql).run_suite(*PART)
+    assert_fault(run, Fault("", {}))
+    notes = run.output.split("notes: the reference's choices, never failing", 1)
+    assert len(notes) == 2 and shown in notes[1], run.output
+
+
+def test_long_finding_keeps_every_row_and_puts_the_order_tables_first(ordak_clone):
+    run = ordak_clone("grant all on all tables in schema public to anon").run_suite("tests/test_security.py")
+    junit = run.outcome("test_no_write_grants_to_api_roles").message
+    rows = [line for line in junit.splitlines() if line.startswith("  - ")]
+    assert len(rows) >= 26 and "... and" not in junit, "JUnit carries every violation, one row per table"
+    assert rows[0].startswith("  - public.orders_bannos: anon may INSERT, UPDATE, DELETE, TRUNCATE"), rows[:3]
+    assert rows[1].startswith("  - public.orders_flourlane:"), rows[:3]
+    assert "public.webhook_inbox_bannos" in junit and "public.users" in junit
+    assert f"... and {len(rows) - 25} more: every one is in the HTML report and the JUnit XML" in run.output
 
 
 def test_healthy_reference_passes_everything(ordak_clone):
