@@ -33,6 +33,8 @@ _SCALARS = {
     "lock_timeout": ((int, float), "a number of seconds"),
     "idle_in_transaction_timeout": ((int, float), "a number of seconds"),
     "staff_user": ((str,), "a staff user id (uuid) or email"),
+    "management_api_url": ((str,), "an http(s) URL, like \"https://api.supabase.com\""),
+    "http_timeout": ((int, float), "a number of seconds"),
 }
 _TABLES = {"secrets", "thresholds"}
 _LISTS = {"accepted"}  # [[<env>.accepted]]: findings the team accepted, by key
@@ -53,6 +55,8 @@ class Environment:
     lock_timeout: float = 5
     idle_in_transaction_timeout: float | None = None  # default: idle_timeout
     staff_user: str | None = None
+    management_api_url: str = "https://api.supabase.com"  # a proxy or a stand-in may serve it
+    http_timeout: float = 15  # seconds for one HTTP request to Supabase or a photo host
     secrets: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     accepted: tuple[Acceptance, ...] = ()
@@ -156,6 +160,8 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
             problem = _out_of_range(key, value)
             if problem:
                 fail(key, problem)
+            if key == "management_api_url" and not re.match(r"https?://[^/\s]+", value):
+                fail(key, f"{key} must be {expected}, not {value!r}")
             values[key] = value
         else:
             known = ", ".join(sorted([*_SCALARS, *_TABLES, *_LISTS]))

@@ -22,6 +22,8 @@ from checks.data import Clock
 from checks.environments import Environment, load_dotenv_file, load_environments, read_only
 from checks.errors import SetupError, redact
 from checks.guards import stopped_by_guard
+from checks.http import HttpError
+from checks.platform import Platform, lint_params
 from checks.schema import require_ordak
 from checks.target import Target
 
@@ -43,6 +45,8 @@ class Run:
     # A drill's timeline: [{"event": "incident", "at": aware datetime, ...}], in order. The
     # drill fills it; the report, the JSON summary and the postmortem draft show it.
     timeline: list = field(default_factory=list)
+    platform: Platform | None = None  # the HTTP side of the environment (checks.platform)
+    management: dict | None = None  # the Management API's answers, read once by the controller
 
 
 RUN = pytest.StashKey[Run]()
@@ -175,6 +179,8 @@ def pytest_configure_node(node):
     if run.cluster is not None:
         given["ordak_cluster"], given["ordak_template"] = str(run.cluster.home), run.template.name
         given["ordak_seeded_at"] = run.template.seeded_at.isoformat()
+    if _management(node.config) is not None:
+        given["ordak_management"] = json.dumps(run.management)
 
 
 def _receive(given: dict, run: Run) -> None:
@@ -185,6 +191,8 @@ def _receive(given: dict, run: Run) -> None:
     run.clock = Clock(datetime.fromisoformat(given["ordak_clock"]), given["ordak_restore_point"])
     if "ordak_compare_env" in given:
         run.compare = Target(read_only(environments[given["ordak_compare_env"]]), given["ordak_compare_url"])
+    if "ordak_management" in given:
+        run.management = json.loads(given["ordak_management"])
     if "ordak_cluster" in given:
         from checks.reference import ReferenceCluster, Template
         run.cluster = ReferenceCluster.attach(given["ordak_cluster"])
@@ -239,6 +247,8 @@ def pytest_unconfigure(config):
     for target in (run.target, run.compare):
         if target is not None:
             target.close()
+    if run.platform is not None:
+        run.platform.close()
     if run.cluster is not None and not _is_worker(config):
         run.cluster.drop(run.clone)
         run.cluster.close()
@@ -289,6 +299,58 @@ def migrations_dir(pytestconfig) -> Path:
     return Path(pytestconfig.getoption("migrations_dir") or MIGRATIONS_DIR)
 
 
+# -- the HTTP platform (checks.platform): tests of a part without settings skip, naming them
+def _platform(config) -> Platform:
+    run = config.stash[RUN]
+    if run.platform is None:
+        run.platform = Platform(run.env)
+    return run.platform
+
+
+def _management(config) -> dict | None:
+    """The Management API's answers: read once by the controller, handed to xdist workers,
+    so that every worker collects the same advisor lints. None without settings."""
+    run = config.stash[RUN]
+    if run.management is None and not _is_worker(config) and _platform(config).missing("management") is None:
+        run.management = _platform(config).management_answers()
+    return run.management
+
+
+def pytest_generate_tests(metafunc):
+    if "advisor_lint" in metafunc.fixturenames:  # one test id per security advisor lint
+        values, ids = lint_params(_management(metafunc.config))
+        metafunc.parametrize("advisor_lint", values, ids=ids)
+
+
+_PLATFORM_PARTS = {"management_answers": "management", "rest_platform": "rest", "photo_platform": "photos"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Platform tests of a part the environment has no settings for skip, saying what to set
+    (a skip mark, so that the summary folds them into one line per reason)."""
+    for item in items:
+        for fixture, part in _PLATFORM_PARTS.items():
+            reason = fixture in getattr(item, "fixturenames", ()) and _platform(config).missing(part)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
+
+
+@pytest.fixture(scope="session")
+def management_answers(pytestconfig) -> dict:
+    return _management(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def rest_platform(pytestconfig) -> Platform:
+    return _platform(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def photo_platform(pytestconfig) -> Platform:
+    return _platform(pytestconfig)
+
+
 # Facts a check measured (head versions, RPO...), kept with the test that measured them:
 # in the JUnit properties, the HTML report and the terminal summary. The verdict itself
 # travels as plain data under VERDICT_PROPERTY (through xdist too), for the report.
@@ -317,7 +379,11 @@ def pytest_runtest_call(item):
     _facts.clear()
     _verdicts.clear()
     try:
-        return (yield)
+        try:
+            return (yield)
+        except HttpError as exc:  # an API that did not answer as documented: its one line
+            failure = str(exc)
+        pytest.fail(failure, pytrace=False)  # raised outside the except: no chained traceback
     finally:
         item.user_properties.extend(_facts.items())
         item.user_properties.extend((VERDICT_PROPERTY, json.dumps(v, default=str)) for v in _verdicts)
