@@ -21,13 +21,13 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 
 from checks import pitr
-from checks.contract import contract, orders_table
+from checks.contract import contract
 from checks.embedded import EmbeddedServer, data_root
 from checks.errors import SetupError
 from checks.reference import REFERENCE_DIR, ReferenceCluster
@@ -61,6 +61,12 @@ class Plan:
         if self.workload_seconds <= 0:
             raise SetupError("--workload-seconds must be a positive number of seconds")
         return parse_incident(self.incident, stores)
+
+
+def plan_from(rehearsal, scale: int | None, options: dict) -> Plan:
+    """The environment's [<env>.rehearsal] table, then the command line's options (those given)."""
+    given = {**dict(rehearsal or {}), **{k: v for k, v in options.items() if v is not None}}
+    return Plan(scale=scale or Plan.scale, **given)
 
 
 def _absolute(text: str, name: str) -> datetime:
@@ -375,17 +381,3 @@ def _remove_orphans() -> None:
         pitr.writable(home)
         shutil.rmtree(home, ignore_errors=True)
 
-
-def restored_database_name() -> str:
-    return RESTORED_DB
-
-
-def seconds_between(a: datetime, b: datetime) -> float:
-    return round((b - a).total_seconds(), 3)
-
-
-def hours(delta: timedelta) -> float:
-    return round(delta.total_seconds() / 3600, 4)
-
-
-__all__ = ["Drill", "Plan", "Result", "orders_table"]

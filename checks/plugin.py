@@ -7,7 +7,8 @@ exit, after the report is written. xdist workers receive the resolved target and
 
 import json
 import os
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pytest_metadata.plugin import metadata_key
 
 from checks.contract import thresholds as contract_thresholds
 from checks.core import Verdict
+from checks import restore_run
 from checks.data import Clock, parse_restore_point
 from checks.environments import Environment, load_environments, read_only
 from checks.errors import SetupError, redact
@@ -41,6 +43,8 @@ class Run:
     # A drill's timeline: [{"event": "incident", "at": aware datetime, ...}], in order. The
     # drill fills it; the report, the JSON summary and the postmortem draft show it.
     timeline: list = field(default_factory=list)
+    drill: object | None = None  # the rehearsed drill (checks.drill.Drill), cleaned up at the end
+    drill_record: dict | None = None  # its canaries, incident, restore point... (checks.drill.Result.record)
 
 
 RUN = pytest.StashKey[Run]()
@@ -64,6 +68,22 @@ def pytest_addoption(parser):
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
+    drill = parser.getgroup("ordak-drill", "Ordak drill: a restore, its RTO and RPO")
+    drill.addoption("--incident-at", default=None, metavar="ISO-8601",
+                    help="a real drill: when the incident happened (opens the timeline; RTO and data loss are "
+                         "measured from it)")
+    drill.addoption("--restore-started-at", default=None, metavar="ISO-8601",
+                    help="a real drill: when the restore was started (e.g. the dashboard's restore button)")
+    drill.addoption("--drill-mode", default=None, choices=["pitr", "dump"],
+                    help="--env=drill: restore by point-in-time recovery (default) or from a pg_dump (cold export)")
+    drill.addoption("--incident", default=None, metavar="KIND[:STORE]",
+                    help="--env=drill: mass-delete, drop-table or bad-migration, of one store's orders "
+                         "(default mass-delete:bannos)")
+    drill.addoption("--workload-seconds", default=None, type=float, metavar="N",
+                    help="--env=drill: seconds of production traffic before the incident")
+    drill.addoption("--recovery-target", default=None, metavar="TIME",
+                    help="--env=drill: the time the restore actually aims at, if not the restore point "
+                         "(rehearses a restore to the wrong time)")
 
 
 def _is_worker(config) -> bool:
@@ -78,6 +98,11 @@ def _environments_path(config) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "writes: writes to the database inside sandbox(); "
                                        "skipped on read-only environments")
+    for marker, meaning in (("restore_target", "runs only against a restored copy (env restore_target)"),
+                            ("drill_timeline", "runs only with a drill's timeline (--env=drill, or --incident-at)"),
+                            ("rehearsal", "runs only in a rehearsed drill (--env=drill)"),
+                            ("closes_timeline", "runs last: its verdict closes the drill's timeline")):
+        config.addinivalue_line("markers", f"{marker}: {meaning}")
     run = Run()
     config.stash[RUN] = run
     if _is_worker(config):
@@ -85,6 +110,7 @@ def pytest_configure(config):
         return
     _default_report_paths(config)
     config.pluginmanager.register(FactsSummary(), "ordak-facts")
+    config.pluginmanager.register(restore_run.TimelineCloser(run, measured_facts), "ordak-timeline")
     try:
         _resolve(config, run)
     except SetupError as exc:
@@ -105,6 +131,9 @@ def _resolve(config, run: Run) -> None:
         raise SetupError(f"unknown environment '{name}'; known: {', '.join(environments)} "
                          f"(defined in {_environments_path(config).name})")
     run.env = env = environments[name]
+    if env.rehearsal is not None:
+        restore_run.rehearse(run, _drill_options(config), _progress(config))
+        return
     if env.embedded:
         from checks.reference import DEFAULT_SCALE, ReferenceCluster
         run.cluster = ReferenceCluster.open("suite")
@@ -116,6 +145,8 @@ def _resolve(config, run: Run) -> None:
     run.target = Target(env, url)
     run.facts = {"server_version": run.target.scalar("show server_version"),
                  "user": run.target.scalar("select current_user")}
+    # A real drill's timeline: the person's times, then the suite's first connection (just made).
+    run.timeline = restore_run.timeline_of(config.getoption("incident_at"), config.getoption("restore_started_at"))
     require_ordak(run.target)
     if config.getoption("persist_smoke") and env.read_only:
         raise SetupError(f"--persist-smoke writes a test order; environment '{env.name}' is read-only")
@@ -156,6 +187,9 @@ def pytest_configure_node(node):
     if run.cluster is not None:
         given["ordak_cluster"], given["ordak_template"] = str(run.cluster.home), run.template.name
         given["ordak_seeded_at"] = run.template.seeded_at.isoformat()
+    given["ordak_timeline"] = json.dumps(run.timeline, default=str)
+    if run.drill_record is not None:
+        given["ordak_drill"] = json.dumps(run.drill_record)
 
 
 def _receive(given: dict, run: Run) -> None:
@@ -165,7 +199,10 @@ def _receive(given: dict, run: Run) -> None:
     run.target = Target(run.env, given["ordak_url"])
     run.clock = Clock(datetime.fromisoformat(given["ordak_clock"]), given["ordak_restore_point"])
     if "ordak_compare_env" in given:
-        run.compare = Target(read_only(environments[given["ordak_compare_env"]]), given["ordak_compare_url"])
+        compared = environments.get(given["ordak_compare_env"]) or replace(run.env, name=given["ordak_compare_env"])
+        run.compare = Target(read_only(compared), given["ordak_compare_url"])
+    run.timeline = restore_run.timeline_from_json(given["ordak_timeline"])
+    run.drill_record = json.loads(given["ordak_drill"]) if "ordak_drill" in given else None
     if "ordak_cluster" in given:
         from checks.reference import ReferenceCluster, Template
         run.cluster = ReferenceCluster.attach(given["ordak_cluster"])
@@ -183,8 +220,35 @@ def pytest_collection(session):
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):
-    if session.config.stash[RUN].error:
+    run = session.config.stash[RUN]
+    if run.error:
         session.exitstatus = EXIT_SETUP
+    elif run.timeline and not _is_worker(session.config):
+        restore_run.close_timeline(run.timeline)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Restore checks run only where they mean something; the HTTP cron check runs first."""
+    items[:], deselected = restore_run.select(config.stash[RUN], items)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+
+
+def _drill_options(config) -> dict:
+    names = {"mode": "drill_mode", "incident": "incident", "workload_seconds": "workload_seconds",
+             "restore_point": "restore_point", "recovery_target": "recovery_target"}
+    return {key: config.getoption(option) for key, option in names.items()}
+
+
+def _progress(config):
+    """Prints one line now, through pytest's output capture (a drill's phases take a while)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    return say
 
 
 @pytest.hookimpl(wrapper=True)
@@ -208,6 +272,8 @@ def pytest_unconfigure(config):
     for target in (run.target, run.compare):
         if target is not None:
             target.close()
+    if run.drill is not None:
+        run.drill.close()
     if run.cluster is not None and not _is_worker(config):
         run.cluster.drop(run.clone)
         run.cluster.close()
@@ -239,6 +305,18 @@ def compare_target(pytestconfig) -> Target:
     if other is None:
         pytest.skip("no --compare-to environment given (e.g. --compare-to=production during a drill)")
     return other
+
+
+@pytest.fixture(scope="session")
+def drill(pytestconfig) -> dict:
+    """The rehearsed drill's record (canaries, incident, restore point, what the restore read)."""
+    return pytestconfig.stash[RUN].drill_record
+
+
+@pytest.fixture(scope="session")
+def timeline(pytestconfig) -> list:
+    """The drill's timeline so far (incident, restore started, accepting connections)."""
+    return pytestconfig.stash[RUN].timeline
 
 
 @pytest.fixture(scope="session")
