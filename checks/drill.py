@@ -31,7 +31,7 @@ from checks.contract import contract
 from checks.embedded import EmbeddedServer, data_root
 from checks.errors import SetupError
 from checks.reference import REFERENCE_DIR, ReferenceCluster
-from checks.workload import INCIDENTS, Canary, Workload, cause_incident, parse_incident
+from checks.workload import INCIDENTS, QUIET, Canary, Workload, cause_incident, parse_incident
 
 PRODUCTION_DB = "ordak_run_production"  # ordak_run_*: dropped by the cluster's next start if left over
 AS_OF_DB = "ordak_run_production_as_of"
@@ -153,9 +153,13 @@ class Drill:
                                              "what": INCIDENTS[self.incident_kind][0], "at": self.incident_at},
                       self.timeline, self.canaries, self.source, self.phases)
 
+    @property
+    def steps(self) -> list[str]:
+        return ["production", *(["base backup"] if self.plan.mode == "pitr" else []), "workload", "incident",
+                "restore", "suite"]
+
     def phase(self, name: str, work) -> None:
-        steps = ["production", *(["base backup"] if self.plan.mode == "pitr" else []), "workload", "incident", "restore"]
-        number = f"[{steps.index(name) + 1}/{len(steps) + 1}]"
+        number = f"[{self.steps.index(name) + 1}/{len(self.steps)}]"
         self.say(f"drill {number} {name} ...")
         started = time.perf_counter()
         try:
@@ -195,6 +199,7 @@ class Drill:
         return self.cluster.server.url(PRODUCTION_DB)
 
     def base_backup(self) -> str:
+        self.backup_started = time.time()
         pitr.base_backup(self.cluster.server, self.backup)
         pitr.verify_backup(self.cluster.server, self.backup)
         self.event("base_backup", datetime.now(timezone.utc))
@@ -211,7 +216,9 @@ class Drill:
         self.as_of_taken = False
         self.snapshot_holder = None
         self.dump_process = None
-        pause = self.restore_at if self.workload_started < self.restore_at < self.incident_plan else None
+        if self.restore_at <= self.workload_started:  # nothing has been written since: production is as it was
+            self._at_restore_point()
+        pause = self.restore_at if self.restore_at < self.incident_plan and not self.as_of_taken else None
         self.traffic.run_until(self.incident_plan, quiet_at=pause, on_quiet=self._at_restore_point)
         return (f"{len(self.traffic.canaries)} canary orders ingested, {self.traffic.moves} stage RPC calls; "
                 f"restore point {_utc(self.restore_at):%H:%M:%S.%f}"[:-3] + " UTC")
@@ -220,8 +227,10 @@ class Drill:
         """In the workload's quiet gap just after the restore point: one commit that marks where
         recovery must stop, then the as-of copy (and in dump mode, the dump's snapshot)."""
         self.event("restore_point", _utc(self.restore_at))
-        if self.plan.mode == "pitr":
-            self.traffic.ingest(self.stores[0])  # a commit after the restore point, before the copy's WAL
+        if self.plan.mode == "pitr" and time.time() > self.restore_at:
+            working = [s for s in self.stores if s not in self.traffic.failures]
+            if working:
+                self.traffic.ingest(working[0])  # a commit after the restore point, before the copy's WAL
         self._copy_as_of()
         if self.plan.mode == "dump":
             self._start_dump()
@@ -248,15 +257,15 @@ class Drill:
                                              stdin=subprocess.DEVNULL, user=server.run_as)
 
     def incident(self) -> str:
-        if not self.as_of_taken:  # the restore point is at or after the incident: copy the last good state
-            self._copy_as_of()
         self.traffic.close()
         self.incident_at = cause_incident(self.production_url, self.incident_kind, self.incident_store)
         self.event("incident", self.incident_at, kind=self.incident_kind, store=self.incident_store)
-        # Production lives on after the incident: traffic goes on where it still can.
+        # Production lives on after the incident: traffic goes on where it still can (and past a
+        # restore point or recovery target set after the incident, so that recovery finds its stop).
         self.traffic.conn = self.traffic.target.connect()
-        self.traffic.run_until(max(time.time() + self.plan.after_incident_seconds, self.restore_at + 0.5,
-                                   self.target_at + 0.5))
+        self.traffic.run_until(max(time.time() + self.plan.after_incident_seconds, self.restore_at + 2 * QUIET,
+                                   self.target_at + 2 * QUIET),
+                               quiet_at=None if self.as_of_taken else self.restore_at, on_quiet=self._at_restore_point)
         self.traffic.close()
         self.canaries = self.traffic.canaries
         if self.plan.mode == "pitr":
@@ -293,6 +302,10 @@ class Drill:
         return detail
 
     def _restore_pitr(self) -> str:
+        if self.target_at < self.backup_started:  # PostgreSQL would silently stop at the backup's own end
+            raise SetupError(f"the recovery target {_utc(self.target_at):%H:%M:%S} UTC is before the base backup "
+                             f"(started {_utc(self.backup_started):%H:%M:%S} UTC): restore to a later point, or "
+                             f"from an older backup")
         sources = {"base backup": self.backup, "WAL archive": self.archive}
         before = {name: pitr.manifest(path) for name, path in sources.items()}
         production_before = self._production_digest()
@@ -305,8 +318,7 @@ class Drill:
             for path in sources.values():
                 pitr.writable(path)
         for name, path in sources.items():
-            after = pitr.manifest(path)
-            changed = sorted(k for k in set(before[name]) | set(after) if before[name].get(k) != after.get(k))
+            changed = pitr.changes(before[name], pitr.manifest(path), new_allowed=name == "WAL archive")
             self.source[name] = {"files": len(before[name]), "changed": changed}
         production_after = self._production_digest()
         self.source["production"] = {"files": len(production_before),

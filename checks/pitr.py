@@ -18,6 +18,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+
 from checks.embedded import SUPERUSER, EmbeddedServer, binary
 from checks.errors import SetupError
 
@@ -28,7 +30,8 @@ def archiving(archive: Path) -> dict:
     """Server settings that archive every finished WAL segment into `archive`, and keep each
     transaction's commit time (the canaries' clock: the very time recovery_target_time uses)."""
     return {"wal_level": "replica", "archive_mode": "on", "track_commit_timestamp": "on",
-            "archive_command": f"'test ! -f {archive}/%f && cp %p {archive}/%f'"}
+            # copied under a temporary name, then renamed: a segment appears whole or not at all
+            "archive_command": f"'test ! -f {archive}/%f && cp %p {archive}/%f.tmp && mv {archive}/%f.tmp {archive}/%f'"}
 
 
 def own(path: Path) -> None:
@@ -91,7 +94,11 @@ def recover(backup: Path, archive: Path, dest: Path, target: datetime, extension
     (dest / "recovery.signal").touch()
     try:
         server.start(wait_seconds=3600)
-    except SetupError:
+        with psycopg.connect(server.admin_url(), autocommit=True) as conn:
+            if conn.execute("select pg_is_in_recovery()").fetchone()[0]:
+                raise SetupError("still in recovery")
+    except (SetupError, psycopg.OperationalError):
+        time.sleep(0.5)  # let a dying server finish its log
         raise SetupError(recovery_failure(dest, archive, target)) from None
     return server
 
@@ -150,7 +157,14 @@ def writable(path: Path) -> None:
 def manifest(path: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file under path: any write to a file changes its entry."""
     return {str(f.relative_to(path)): (f.stat().st_size, f.stat().st_mtime_ns)
-            for f in sorted(path.rglob("*")) if f.is_file()}
+            for f in sorted(path.rglob("*")) if f.is_file() and f.suffix != ".tmp"}
+
+
+def changes(before: dict, after: dict, new_allowed: bool = False) -> list[str]:
+    """Files changed or removed between two manifests (and added, unless new files are allowed:
+    production goes on archiving WAL while the restore runs)."""
+    touched = [name for name, seen in before.items() if after.get(name) != seen]
+    return sorted(touched + ([] if new_allowed else [name for name in after if name not in before]))
 
 
 def size_mb(path: Path) -> int:

@@ -36,7 +36,7 @@ def rehearse(run, options: dict, progress) -> None:
     run.clock = Clock(result.restore_point, True)
     production = Environment(name=AS_OF, description="the drill's production as of the restore point", read_only=True)
     run.compare = Target(production, result.compare_url)
-    progress(f"drill [6/6] suite: verifying the restored database, compared with {AS_OF} "
+    progress(f"drill [{len(run.drill.steps)}/{len(run.drill.steps)}] suite: verifying the restored database, compared with {AS_OF} "
              f"({result.restore_point:%H:%M:%S} UTC) ...")
 
 

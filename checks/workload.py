@@ -77,11 +77,10 @@ class Workload:
         commits for QUIET seconds; `on_quiet()` runs in that gap (e.g. a dump's snapshot)."""
         while time.time() < until:
             if quiet_at is not None and quiet_at - QUIET <= time.time():
-                time.sleep(max(0.0, quiet_at - time.time()))
+                time.sleep(max(0.0, quiet_at - time.time()) + 0.01)
+                quiet_at = None
                 if on_quiet:
                     on_quiet()
-                time.sleep(max(0.0, quiet_at + QUIET - time.time()))
-                quiet_at = None
                 continue
             store = self.stores[len(self.canaries) % len(self.stores)]
             if store in self.failures:
