@@ -50,6 +50,7 @@ def floor(drill: Drill) -> float:
     subprocess.run(f"cp {drill.archive}/0* {dest}/pg_wal/", shell=True, check=True, user=server.run_as)
     (dest / "recovery.signal").touch()
     server.start(wait_seconds=3600)
+    pitr.wait_promoted(server)
     elapsed = time.perf_counter() - started
     server.destroy()
     return elapsed

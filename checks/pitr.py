@@ -79,8 +79,8 @@ def recover(backup: Path, archive: Path, dest: Path, target: datetime, extension
     """Point-in-time recovery into a new cluster at `dest`: a copy of the base backup, WAL
     from the archive up to `target` (commits at or before it are kept), then promotion.
 
-    hot_standby is off, so the server accepts connections only once recovery has finished:
-    start() returning is the moment the restored database accepts connections."""
+    hot_standby is off, so the server accepts connections only once recovery has finished
+    (pg_ctl returns as soon as recovery starts: we wait for the first accepted connection)."""
     server = EmbeddedServer(dest, extension_dir, {
         "restore_command": f"'cp --no-preserve=mode {archive}/%f %p'",  # the archive is read-only
         "recovery_target_time": f"'{target.isoformat()}'",
@@ -94,13 +94,24 @@ def recover(backup: Path, archive: Path, dest: Path, target: datetime, extension
     (dest / "recovery.signal").touch()
     try:
         server.start(wait_seconds=3600)
-        with psycopg.connect(server.admin_url(), autocommit=True) as conn:
-            if conn.execute("select pg_is_in_recovery()").fetchone()[0]:
-                raise SetupError("still in recovery")
-    except (SetupError, psycopg.OperationalError):
+        wait_promoted(server)
+    except SetupError:
         time.sleep(0.5)  # let a dying server finish its log
         raise SetupError(recovery_failure(dest, archive, target)) from None
     return server
+
+
+def wait_promoted(server: EmbeddedServer) -> None:
+    """Until the server accepts a connection out of recovery; a server that dies instead fails."""
+    while True:
+        try:
+            with psycopg.connect(server.admin_url(), autocommit=True) as conn:
+                if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
+                    return
+        except psycopg.OperationalError as exc:
+            if not (server.datadir / "postmaster.pid").exists():
+                raise SetupError(str(exc)) from None
+        time.sleep(0.05)
 
 
 def copy_data_dir(server: EmbeddedServer, source: Path, dest: Path) -> None:

@@ -131,6 +131,9 @@ def _resolve(config, run: Run) -> None:
         raise SetupError(f"unknown environment '{name}'; known: {', '.join(environments)} "
                          f"(defined in {_environments_path(config).name})")
     run.env = env = environments[name]
+    restore_run.check_options(env, _drill_options(config), {
+        option: config.getoption(option.strip("-").replace("-", "_"))
+        for option in ("--incident-at", "--restore-started-at", "--compare-to")})
     if env.rehearsal is not None:
         restore_run.rehearse(run, _drill_options(config), _progress(config))
         return

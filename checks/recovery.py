@@ -129,5 +129,6 @@ def source_untouched(source: dict):
     """The drill's before/after comparison of what the restore read."""
     violations = [{"object": f"{name}: {path}", "problem": "changed during the restore"}
                   for name, seen in source.items() if "changed" in seen for path in seen["changed"][:SHOWN]]
-    facts = {f"{name.replace(' ', '_')}_files": seen["files"] for name, seen in source.items() if "files" in seen}
+    facts = {f"{name.replace(' ', '_')}_{'tables' if name == 'production' else 'files'}": seen["files"]
+             for name, seen in source.items() if "files" in seen}
     return SOURCE_UNTOUCHED.verdict("restore", violations, **facts)

@@ -21,6 +21,24 @@ FIRST, LAST = "restore_target", "closes_timeline"  # act on HTTP cron jobs first
 AS_OF = "production@restore-point"
 
 
+DRILL_OPTIONS = {"mode": "--drill-mode", "incident": "--incident", "workload_seconds": "--workload-seconds",
+                 "recovery_target": "--recovery-target"}
+
+
+def check_options(env, drill: dict, real: dict) -> None:
+    """Rehearsal options need a rehearsal; a rehearsal times its own incident and restore."""
+    if env.rehearsal is None:
+        given = [DRILL_OPTIONS[k] for k in DRILL_OPTIONS if drill.get(k) is not None]
+        if given:
+            raise SetupError(f"{', '.join(given)}: only for a rehearsed drill (--env=drill); environment "
+                             f"'{env.name}' is not one")
+        return
+    given = [option for option, value in real.items() if value]
+    if given:
+        raise SetupError(f"{', '.join(given)}: a rehearsed drill times its own incident and restore and compares "
+                         f"with its own production; these are for a real one (--env=restore)")
+
+
 def rehearse(run, options: dict, progress) -> None:
     """Runs the drill; the suite then verifies the restored cluster, compared with production
     as of the restore point (a copy production's own server made then: see checks/drill.py)."""

@@ -7,6 +7,7 @@ strike between two phases drive checks.drill.Drill phase by phase, in this proce
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,14 +153,42 @@ def test_restore_point_after_the_incident_names_the_lost_orders(environments, tm
     assert "bannos-9000002: committed" in run.outcome("test_canaries[bannos]").message
 
 
-def test_restore_to_the_wrong_time_is_caught_by_the_canaries(environments, tmp_path):
-    run = drill_run(environments, tmp_path, "--restore-point=-1s", "--recovery-target=-2.5s", *DRILL_TESTS)
-    assert_outcomes(run, {
-        "test_canaries[bannos]": ("before the restore point", "and missing", "bannos-900"),
-        "test_canaries[flourlane]": ("before the restore point", "and missing", "flourlane-900"),
-        "test_matches_compared_env[bannos]": ("lacks",),
-        "test_matches_compared_env[flourlane]": ("lacks",),
-    })
+@pytest.mark.parametrize("restore_point, recovery_target, seen", [
+    ("-1s", "-2.5s", "before the restore point (.*), and missing"),  # too early: canaries missing
+    ("-2.5s", "-1s", "after the restore point (.*), and present"),  # too late: canaries that must not be there
+])
+def test_restore_to_the_wrong_time_is_caught_by_the_canaries(environments, tmp_path, restore_point,
+                                                             recovery_target, seen):
+    run = drill_run(environments, tmp_path, f"--restore-point={restore_point}",
+                    f"--recovery-target={recovery_target}", *DRILL_TESTS)
+    canaries = {f"test_canaries[{store}]": (f"{store}-900",) for store in ("bannos", "flourlane")}
+    if "missing" in seen:  # orders created before the restore point are missing: the comparison sees them too
+        canaries.update({f"test_matches_compared_env[{store}]": ("drill lacks",) for store in ("bannos", "flourlane")})
+    assert_outcomes(run, canaries)
+    for store in ("bannos", "flourlane"):
+        assert re.search(seen, run.outcome(f"test_canaries[{store}]").message), run.output
+
+
+def test_a_restore_that_writes_to_its_sources_is_caught(drill, monkeypatch):
+    d = drill()
+    until_incident(d)
+    real = pitr.recover
+
+    def writing(backup, archive, dest, target, extension_dir):
+        server = real(backup, archive, dest, target, extension_dir)
+        segment = sorted(p for p in archive.iterdir() if pitr.SEGMENT.match(p.name))[0]
+        os.utime(segment)  # as an archive_command left on in the copy would rewrite it
+        with open(backup / "postgresql.auto.conf", "a") as conf:
+            conf.write("# touched\n")
+        touched.extend([segment.name, "postgresql.auto.conf"])
+        return server
+
+    touched: list[str] = []
+    monkeypatch.setattr(pitr, "recover", writing)
+    d.phase("restore", d.restore)
+    verdict = recovery.source_untouched(d.source)
+    assert [v["object"] for v in verdict.violations] == [f"base backup: {touched[1]}", f"WAL archive: {touched[0]}"]
+    assert "changed during the restore" in verdict.message()
 
 
 def test_active_http_cron_job_on_the_restored_database_is_named(drill):
