@@ -185,7 +185,7 @@ class Drill:
         template = self.cluster.template(self.plan.scale)
         self.cluster.drop(AS_OF_DB)
         self.cluster.drop(PRODUCTION_DB)
-        self.cluster.clone(template, PRODUCTION_DB)
+        self.cluster.clone(template, PRODUCTION_DB, file_copy=True)
         server = self.cluster.server
         server.stop()
         server.settings.update(pitr.archiving(self.archive) if self.plan.mode == "pitr"
