@@ -106,13 +106,15 @@ class Result:
     canaries: list = field(default_factory=list)
     source: dict = field(default_factory=dict)  # what the restore read, before and after: changed files
     phases: dict = field(default_factory=dict)  # phase -> seconds
+    restore_errors: list = field(default_factory=list)  # statements pg_restore skipped (dump mode)
 
     def record(self) -> dict:
         def plain(value):
             return value.isoformat() if isinstance(value, datetime) else value
         return {"mode": self.mode, "restore_point": plain(self.restore_point),
                 "recovery_target": plain(self.recovery_target), "incident": {k: plain(v) for k, v in self.incident.items()},
-                "canaries": [c.record() for c in self.canaries], "source": self.source, "phases": self.phases}
+                "canaries": [c.record() for c in self.canaries], "source": self.source, "phases": self.phases,
+                "restore_errors": self.restore_errors}
 
     @staticmethod
     def canaries_of(record: dict) -> list[Canary]:
@@ -134,6 +136,7 @@ class Drill:
         self.phases: dict[str, float] = {}
         self.canaries: list[Canary] = []
         self.source: dict = {}
+        self.restore_errors: list[str] = []
         self.closed = False
 
     # -- the whole drill --------------------------------------------------------------
@@ -151,7 +154,7 @@ class Drill:
         return Result(self.plan.mode, self.restored_url, self.cluster.server.url(AS_OF_DB), _utc(self.restore_at),
                       _utc(self.target_at), {"kind": self.incident_kind, "store": self.incident_store,
                                              "what": INCIDENTS[self.incident_kind][0], "at": self.incident_at},
-                      self.timeline, self.canaries, self.source, self.phases)
+                      self.timeline, self.canaries, self.source, self.phases, self.restore_errors)
 
     @property
     def steps(self) -> list[str]:
@@ -290,44 +293,43 @@ class Drill:
         return f"pg_dump taken at the restore point: {self.dump_file.stat().st_size / 2**20:,.0f} MB"
 
     def restore(self) -> str:
+        """The restore reads its sources, read-only to it, and is checked to have left them as they were."""
         started = datetime.now(timezone.utc)
         self.event("restore_started", started, mode=self.plan.mode)
-        if self.plan.mode == "pitr":
-            detail = self._restore_pitr()
-        else:
-            detail = self._restore_dump()
+        sources = {"base backup": self.backup, "WAL archive": self.archive} if self.plan.mode == "pitr" \
+            else {"dump": self.dump_file}
+        before = {name: pitr.manifest(path) for name, path in sources.items()}
+        production_before = self._production_digest()
+        for path in sources.values():
+            pitr.read_only(path)
+        try:
+            detail = self._restore_pitr() if self.plan.mode == "pitr" else self._restore_dump()
+        finally:
+            for path in sources.values():
+                pitr.writable(path)
+        for name, path in sources.items():  # production goes on archiving: new WAL segments are its own
+            changed = pitr.changes(before[name], pitr.manifest(path), new_allowed=name == "WAL archive")
+            self.source[name] = {"files": len(before[name]), "changed": changed}
+        production_after = self._production_digest()
+        self.source["production"] = {"files": len(production_before), "changed": sorted(
+            k for k in production_before if production_before[k] != production_after.get(k))}
         with psycopg.connect(self.restored_url) as conn:  # the first connection it accepts
             conn.execute("select 1")
         self.event("restored_accepting_connections", datetime.now(timezone.utc))
-        return detail
+        untouched = all(not s["changed"] for s in self.source.values())
+        return f"{detail}; sources {'unchanged' if untouched else 'CHANGED'}"
 
     def _restore_pitr(self) -> str:
         if self.target_at < self.backup_started:  # PostgreSQL would silently stop at the backup's own end
             raise SetupError(f"the recovery target {_utc(self.target_at):%H:%M:%S} UTC is before the base backup "
                              f"(started {_utc(self.backup_started):%H:%M:%S} UTC): restore to a later point, or "
                              f"from an older backup")
-        sources = {"base backup": self.backup, "WAL archive": self.archive}
-        before = {name: pitr.manifest(path) for name, path in sources.items()}
-        production_before = self._production_digest()
-        for path in sources.values():
-            pitr.read_only(path)
-        try:
-            self.restored = pitr.recover(self.backup, self.archive, self.home / "restored", _utc(self.target_at),
-                                         REFERENCE_DIR / "extensions")
-        finally:
-            for path in sources.values():
-                pitr.writable(path)
-        for name, path in sources.items():
-            changed = pitr.changes(before[name], pitr.manifest(path), new_allowed=name == "WAL archive")
-            self.source[name] = {"files": len(before[name]), "changed": changed}
-        production_after = self._production_digest()
-        self.source["production"] = {"files": len(production_before),
-                                     "changed": sorted(k for k in production_before
-                                                       if production_before[k] != production_after.get(k))}
+        self.restored = pitr.recover(self.backup, self.archive, self.home / "restored", _utc(self.target_at),
+                                     REFERENCE_DIR / "extensions")
         self.restored_url = self.restored.url(RESTORED_DB)
+        segments = sum(1 for p in self.archive.iterdir() if pitr.SEGMENT.match(p.name))
         return (f"point-in-time recovery to {_utc(self.target_at):%H:%M:%S.%f}"[:-3]
-                + f" UTC from the base backup and {len(before['WAL archive'])} archived WAL segments; "
-                  f"sources unchanged: {all(not s['changed'] for s in self.source.values())}")
+                + f" UTC from the base backup and {segments} archived WAL segments")
 
     def _production_digest(self) -> dict:
         """Rows ever inserted, updated and deleted, per table of production: any write by anyone
@@ -346,11 +348,10 @@ class Drill:
             conn.execute(f'create database "{RESTORED_DB}" owner postgres')
         with psycopg.connect(admin(RESTORED_DB), autocommit=True) as conn:
             conn.execute((REFERENCE_DIR / "bootstrap" / "supabase.sql").read_text())
-        skipped = pitr.restore_dump(self.restored, RESTORED_DB, self.dump_file)
-        self.source["dump"] = {"errors_skipped": skipped}
+        self.restore_errors = skipped = pitr.restore_dump(self.restored, RESTORED_DB, self.dump_file)
         self.restored_url = self.restored.url(RESTORED_DB)
-        return (f"pg_restore into a fresh Supabase-shaped cluster; {len(skipped)} statement(s) failed and were "
-                f"skipped (objects the fresh cluster already has)")
+        return (f"pg_restore into a fresh Supabase-shaped cluster; {len(skipped)} statement(s) skipped (objects "
+                f"the fresh project already has, platform schemas postgres does not own)")
 
     # -- cleanup ------------------------------------------------------------------------
     def close(self) -> None:

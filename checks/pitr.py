@@ -167,8 +167,10 @@ def writable(path: Path) -> None:
 
 def manifest(path: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file under path: any write to a file changes its entry."""
-    return {str(f.relative_to(path)): (f.stat().st_size, f.stat().st_mtime_ns)
-            for f in sorted(path.rglob("*")) if f.is_file() and f.suffix != ".tmp"}
+    files = [path] if path.is_file() else sorted(path.rglob("*"))
+    root = path.parent if path.is_file() else path
+    return {str(f.relative_to(root)): (f.stat().st_size, f.stat().st_mtime_ns)
+            for f in files if f.is_file() and f.suffix != ".tmp"}
 
 
 def changes(before: dict, after: dict, new_allowed: bool = False) -> list[str]:

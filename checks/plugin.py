@@ -16,9 +16,9 @@ import pytest
 from dotenv import load_dotenv
 from pytest_metadata.plugin import metadata_key
 
+from checks import restore_run
 from checks.contract import thresholds as contract_thresholds
 from checks.core import Verdict
-from checks import restore_run
 from checks.data import Clock, parse_restore_point
 from checks.environments import Environment, load_environments, read_only
 from checks.errors import SetupError, redact
