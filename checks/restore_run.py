@@ -118,6 +118,17 @@ class TimelineCloser:
     def __init__(self, run, measured_facts):
         self.run, self.measured_facts = run, measured_facts
 
+    def pytest_terminal_summary(self, terminalreporter):
+        timeline = self.run.timeline
+        if timeline:
+            close_timeline(timeline)
+            terminalreporter.section("drill timeline")
+            start = timeline[0]["at"]
+            for event in timeline:
+                offset = (event["at"] - start).total_seconds()
+                terminalreporter.write_line(f"{event['at']:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC  {offset:+10.1f} s  "
+                                            f"{event['event']}")
+
     def pytest_runtest_logreport(self, report):
         facts = dict(self.measured_facts(report))
         if report.when == "call" and "verdict_at" in facts and self.run.timeline:
