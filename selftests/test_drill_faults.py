@@ -230,6 +230,7 @@ def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(envir
     assert error[0].startswith("ERROR: the drill stopped at phase [5/6] 'restore': the recovery target "), run.output
     assert "Traceback" not in run.output and run.report is not None
     assert "Run aborted" in run.report.read_text()
+    assert dead_leftovers() == []
 
 
 def test_ctrl_c_during_the_drill_leaves_nothing_behind(environments, tmp_path):
