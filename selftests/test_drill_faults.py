@@ -281,3 +281,20 @@ def test_real_drill_within_objectives_passes(ordak_clone):
 def test_timeline_options_are_checked(ordak_clone):
     run = ordak_clone().run_suite("tests/test_drill.py", "--incident-at=yesterday", env_name="restore")
     assert run.exit_code == 4 and "ERROR: --incident-at 'yesterday' is not an ISO-8601 time" in run.output
+
+
+def test_dump_mode_losses_are_findings_not_crashes(environments, tmp_path):
+    """What a logical restore into a fresh project loses shows up as findings of the checks."""
+    run = drill_run(environments, tmp_path, "--drill-mode=dump", "tests/test_schema.py", "tests/test_migrations.py",
+                    "tests/test_security.py", "tests/test_drill.py")
+    assert run.exit_code == 1 and not run.with_status("error"), run.output
+    for phase in ("[1/5] production", "[2/5] workload", "[3/5] incident", "[4/5] restore", "[5/5] suite"):
+        assert f"drill {phase}" in run.output
+    lost = {"test_realtime_table[orders_bannos]": "not in",  # publication membership
+            "test_cron_job[order-monitor]": "",  # cron jobs
+            "test_migration_files_applied": "",  # schema_migrations rows
+            "test_anon_cannot_execute_definer_functions": "anon may execute"}  # grants: default privileges
+    for test, fragment in lost.items():
+        assert run.outcome(test).status == "failed" and fragment in run.outcome(test).message, run.output
+    assert {"test_canaries[bannos]", "test_canaries[flourlane]", "test_restore_source_untouched",
+            "test_rto_within_objective"} <= run.with_status("passed")
