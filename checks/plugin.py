@@ -411,6 +411,8 @@ def pytest_sessionstart(session):
         metadata["Reference time"] = f"{run.clock.at.isoformat()} ({run.clock.label})"
     if run.compare:
         metadata["Compared with"] = f"{run.compare.env.name} ({run.compare.location}, read-only)"
+    if run.drill_record:
+        metadata["Drill"] = restore_run.describe(run.drill_record)
     for key, label in (("server_version", "Server version"), ("user", "Connected as")):
         if key in run.facts:
             metadata[label] = run.facts[key]

@@ -58,6 +58,15 @@ def rehearse(run, options: dict, progress) -> None:
              f"({result.restore_point:%H:%M:%S} UTC) ...")
 
 
+def describe(record: dict) -> str:
+    """One line on a rehearsed drill, for the report's environment table."""
+    incident = record["incident"]
+    target = "" if record["recovery_target"] == record["restore_point"] else \
+        f", recovery aimed at {record['recovery_target']}"
+    return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {incident['at']}; "
+            f"restore point {record['restore_point']}{target}; {len(record['canaries'])} canary orders")
+
+
 def timeline_of(incident_at: str | None, restore_started_at: str | None) -> list[dict]:
     """A real drill's timeline from the times a person noted, closed (for now) by the suite's
     first connection to the restored database, which has just succeeded."""
