@@ -298,3 +298,16 @@ def test_dump_mode_losses_are_findings_not_crashes(environments, tmp_path):
         assert run.outcome(test).status == "failed" and fragment in run.outcome(test).message, run.output
     assert {"test_canaries[bannos]", "test_canaries[flourlane]", "test_restore_source_untouched",
             "test_rto_within_objective"} <= run.with_status("passed")
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--env=drill", "--incident=meteor"], "--incident=meteor: expected KIND[:STORE] with KIND one of mass-delete"),
+    (["--env=drill", "--restore-point=soon"], "--restore-point=soon: expected seconds relative to the incident"),
+    (["--env=drill", "--compare-to=production"], "--compare-to: a rehearsed drill times its own incident"),
+    (["--drill-mode=dump"], "--drill-mode: only for a rehearsed drill (--env=drill); environment 'local' is not one"),
+])
+def test_bad_drill_options_get_one_line_before_anything_runs(tmp_path, args, error):
+    run = run_suite(*args, "tests/test_drill.py", env={"ORDAK_DATA_DIR": str(data_root())}, workdir=tmp_path)
+    assert run.exit_code == 4, run.output
+    assert f"ERROR: {error}" in run.output and "Traceback" not in run.output
+    assert "drill [1/" not in run.output
