@@ -16,7 +16,7 @@ import json
 import random
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import psycopg
 
@@ -180,7 +180,3 @@ def cause_incident(url: str, kind: str, store: str) -> datetime:
         conn.execute(INCIDENTS[kind][1].format(table=orders_table(store)))
         conn.commit()
         return conn.execute("select pg_xact_commit_timestamp(%s::xid)", (xid,)).fetchone()[0]
-
-
-def seconds(delta: timedelta) -> float:
-    return round(delta.total_seconds(), 3)
