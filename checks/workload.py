@@ -22,6 +22,7 @@ import psycopg
 
 from checks.contract import orders_table
 from checks.environments import Environment
+from checks.errors import SetupError
 from checks.target import Target, call
 
 ORDER_NUMBER_BASE = 9_000_000  # far above the reference's order numbers
@@ -167,7 +168,6 @@ def parse_incident(text: str, stores: list[str]) -> tuple[str, str]:
     kind, _, store = text.partition(":")
     store = store or stores[0]
     if kind not in INCIDENTS or store not in stores:
-        from checks.errors import SetupError
         raise SetupError(f"--incident={text}: expected KIND[:STORE] with KIND one of {', '.join(INCIDENTS)} "
                          f"and STORE one of {', '.join(stores)}, e.g. --incident=mass-delete:bannos")
     return kind, store
