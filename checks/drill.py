@@ -25,11 +25,13 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from checks import pitr
+from checks import pitr, recovery
 from checks.contract import contract
 from checks.embedded import EmbeddedServer, data_root
+from checks.environments import Environment
 from checks.errors import SetupError
 from checks.reference import REFERENCE_DIR, ReferenceCluster
+from checks.target import Target
 from checks.workload import INCIDENTS, QUIET, Canary, Workload, cause_incident, parse_incident
 
 PRODUCTION_DB = "ordak_run_production"  # ordak_run_*: dropped by the cluster's next start if left over
@@ -49,6 +51,9 @@ class Plan:
     restore_point: str = "-2s"  # relative to the incident (-2s, +1s) or an ISO-8601 time
     recovery_target: str | None = None  # what the restore actually aims at (default: the restore point)
     incident: str = "mass-delete"
+    # The restored copy's HTTP cron jobs would call Shopify at once: a person pauses them first.
+    # False rehearses forgetting it (the suite must then name them).
+    pause_http_cron: bool = True
 
     def validate(self, stores: list[str]) -> tuple[str, str]:
         if self.mode not in MODES:
@@ -106,6 +111,7 @@ class Result:
     source: dict = field(default_factory=dict)  # what the restore read, before and after: changed files
     phases: dict = field(default_factory=dict)  # phase -> seconds
     restore_errors: list = field(default_factory=list)  # statements pg_restore skipped (dump mode)
+    http_cron_paused: list | None = None  # HTTP cron jobs paused on the restored copy (None: not done)
 
     def record(self) -> dict:
         def plain(value):
@@ -113,7 +119,7 @@ class Result:
         return {"mode": self.mode, "restore_point": plain(self.restore_point),
                 "recovery_target": plain(self.recovery_target), "incident": {k: plain(v) for k, v in self.incident.items()},
                 "canaries": [c.record() for c in self.canaries], "source": self.source, "phases": self.phases,
-                "restore_errors": self.restore_errors}
+                "restore_errors": self.restore_errors, "http_cron_paused": self.http_cron_paused}
 
     @staticmethod
     def canaries_of(record: dict) -> list[Canary]:
@@ -136,6 +142,7 @@ class Drill:
         self.canaries: list[Canary] = []
         self.source: dict = {}
         self.restore_errors: list[str] = []
+        self.http_cron_paused: list[str] | None = None
         self.closed = False
 
     # -- the whole drill --------------------------------------------------------------
@@ -153,7 +160,8 @@ class Drill:
         return Result(self.plan.mode, self.restored_url, self.cluster.server.url(AS_OF_DB), _utc(self.restore_at),
                       _utc(self.target_at), {"kind": self.incident_kind, "store": self.incident_store,
                                              "what": INCIDENTS[self.incident_kind][0], "at": self.incident_at},
-                      self.timeline, self.canaries, self.source, self.phases, self.restore_errors)
+                      self.timeline, self.canaries, self.source, self.phases, self.restore_errors,
+                      self.http_cron_paused)
 
     @property
     def steps(self) -> list[str]:
@@ -316,7 +324,20 @@ class Drill:
             conn.execute("select 1")
         self.event("restored_accepting_connections", datetime.now(timezone.utc))
         untouched = all(not s["changed"] for s in self.source.values())
-        return f"{detail}; sources {'unchanged' if untouched else 'CHANGED'}"
+        return f"{detail}; sources {'unchanged' if untouched else 'CHANGED'}; {self._pause_http_cron()}"
+
+    def _pause_http_cron(self) -> str:
+        """Before anything else on the restored copy, as a person must: its pg_cron jobs that call
+        out over HTTP (to Shopify, through an Edge Function) are paused until cut-over."""
+        if not self.plan.pause_http_cron:
+            return "its HTTP cron jobs left running (rehearsal: pause_http_cron = false)"
+        target = Target(Environment(name="restored (drill)", restore_target=True), self.restored_url)
+        try:
+            self.http_cron_paused = recovery.pause_http_cron_jobs(target)
+        finally:
+            target.close()
+        self.event("http_cron_jobs_paused", datetime.now(timezone.utc), jobs=", ".join(self.http_cron_paused) or "none")
+        return f"HTTP cron jobs paused first: {', '.join(self.http_cron_paused) or 'none'}"
 
     def _restore_pitr(self) -> str:
         if self.target_at < self.backup_started:  # PostgreSQL would silently stop at the backup's own end
