@@ -2,8 +2,8 @@
 
     production -> base backup -> workload (canaries) -> incident -> restore -> (the suite)
 
-`production` is an embedded cluster holding a clone of the reference Ordak, with WAL
-archiving on. The workload writes canary orders at known commit times; at the restore point
+`production` is an embedded cluster of its own holding the reference Ordak (a base backup of
+the cached reference cluster of its scale, its clock moved to now), with WAL archiving on. The workload writes canary orders at known commit times; at the restore point
 it pauses (no transaction straddles it) and production is copied as it is then, with the
 server's own CREATE DATABASE: that copy, not derived from the backup or WAL under test, is
 "production as of the restore point" for --compare-to. The incident then damages production,
@@ -30,7 +30,7 @@ from checks.contract import contract
 from checks.embedded import EmbeddedServer, data_root
 from checks.environments import Environment
 from checks.errors import SetupError
-from checks.reference import REFERENCE_DIR, ReferenceCluster
+from checks.reference import REFERENCE_DIR, ReferenceCluster, move_clock_to_now
 from checks.target import Target
 from checks.workload import INCIDENTS, QUIET, Canary, Workload, cause_incident, parse_incident
 
@@ -135,7 +135,7 @@ class Drill:
         _remove_orphans()
         self.home = data_root() / f"drill-run-{os.getpid()}"
         self.archive, self.backup = self.home / "archive", self.home / "backup"
-        self.cluster: ReferenceCluster | None = None
+        self.server: EmbeddedServer | None = None  # production
         self.restored: EmbeddedServer | None = None
         self.timeline: list[dict] = []
         self.phases: dict[str, float] = {}
@@ -157,7 +157,7 @@ class Drill:
         except BaseException:
             self.close()
             raise
-        return Result(self.plan.mode, self.restored_url, self.cluster.server.url(AS_OF_DB), _utc(self.restore_at),
+        return Result(self.plan.mode, self.restored_url, self.server.url(AS_OF_DB), _utc(self.restore_at),
                       _utc(self.target_at), {"kind": self.incident_kind, "store": self.incident_store,
                                              "what": INCIDENTS[self.incident_kind][0], "at": self.incident_at},
                       self.timeline, self.canaries, self.source, self.phases, self.restore_errors,
@@ -191,27 +191,41 @@ class Drill:
         pitr.own(self.home)
         self.archive.mkdir()
         pitr.own(self.archive)
-        self.cluster = ReferenceCluster.open("drill")
-        template = self.cluster.template(self.plan.scale)
-        self.cluster.drop(AS_OF_DB)
-        self.cluster.drop(PRODUCTION_DB)
-        self.cluster.clone(template, PRODUCTION_DB, file_copy=True)
-        server = self.cluster.server
-        server.stop()
-        server.settings.update(pitr.archiving(self.archive) if self.plan.mode == "pitr"
-                               else {"track_commit_timestamp": "on"})
-        server.start()
+        # Production is a cluster of its own, holding Ordak only (what it holds, the base backup
+        # and the restore carry too): a copy of the cached reference cluster of this scale.
+        (self.home / "production").mkdir()
+        pitr.own(self.home / "production")
+        self.server = EmbeddedServer(self.home / "production" / "pg", REFERENCE_DIR / "extensions")
+        cluster = ReferenceCluster.open(cluster_purpose(self.plan.scale))
+        try:
+            template = cluster.template(self.plan.scale)
+            pitr.base_backup(cluster.server, self.server.datadir)
+        finally:
+            cluster.close()
+        for leftover in ("log", "backup_manifest"):  # the reference cluster's log, the copy's manifest
+            (self.server.datadir / leftover).unlink(missing_ok=True)
+        self.server.start()
+        with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
+            conn.execute(f'alter database "{template.name}" is_template false allow_connections true')
+            conn.execute(f'alter database "{template.name}" rename to "{PRODUCTION_DB}"')
+        # Its clock moved to now before archiving starts: WAL that no restore needs is never archived.
+        move_clock_to_now(self.server.admin_url(PRODUCTION_DB), template.seeded_at)
+        self.server.stop()
+        self.server.settings.update(pitr.archiving(self.archive) if self.plan.mode == "pitr"
+                                    else {"track_commit_timestamp": "on"})
+        self.server.start()
         archiving = "WAL archived to " + str(self.archive) if self.plan.mode == "pitr" else "no WAL archive (dump mode)"
-        return f"reference Ordak at {self.plan.scale:,} orders/store in {PRODUCTION_DB}; {archiving}"
+        return (f"reference Ordak at {self.plan.scale:,} orders/store in {PRODUCTION_DB}, a cluster of its own "
+                f"({pitr.size_mb(self.server.datadir / 'base'):,} MB); {archiving}")
 
     @property
     def production_url(self) -> str:
-        return self.cluster.server.url(PRODUCTION_DB)
+        return self.server.url(PRODUCTION_DB)
 
     def base_backup(self) -> str:
         self.backup_started = time.time()
-        pitr.base_backup(self.cluster.server, self.backup)
-        pitr.verify_backup(self.cluster.server, self.backup)
+        pitr.base_backup(self.server, self.backup)
+        pitr.verify_backup(self.server, self.backup)
         self.event("base_backup", datetime.now(timezone.utc))
         return f"pg_basebackup {pitr.size_mb(self.backup):,} MB, verified by pg_verifybackup"
 
@@ -247,7 +261,7 @@ class Drill:
 
     def _copy_as_of(self) -> None:
         self.traffic.close()
-        with psycopg.connect(self.cluster.server.admin_url(), autocommit=True) as conn:
+        with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
             conn.execute(f'create database "{AS_OF_DB}" template "{PRODUCTION_DB}" strategy file_copy')
         self.traffic.conn = self.traffic.target.connect()
         self.as_of_taken = True
@@ -259,7 +273,7 @@ class Drill:
         self.snapshot_holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         snapshot = self.snapshot_holder.execute("select pg_export_snapshot()").fetchone()[0]
         self.dump_file = self.home / "production.dump"
-        server = self.cluster.server
+        server = self.server
         command = [str(pitr.binary("pg_dump")), "-h", str(server.datadir), "-U", "postgres", "-d", PRODUCTION_DB,
                    "-Fc", "-f", str(self.dump_file), f"--snapshot={snapshot}",
                    *(f"--schema={s}" for s in pitr.DUMPED_SCHEMAS)]
@@ -279,7 +293,7 @@ class Drill:
         self.traffic.close()
         self.canaries = self.traffic.canaries
         if self.plan.mode == "pitr":
-            with psycopg.connect(self.cluster.server.admin_url(), autocommit=True) as conn:
+            with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
                 segment = pitr.switch_wal(conn)
             pitr.wait_archived(self.archive, segment)
             detail = f"WAL archived up to {segment}"
@@ -354,7 +368,7 @@ class Drill:
     def _production_digest(self) -> dict:
         """Rows ever inserted, updated and deleted, per table of production: any write by anyone
         moves them (vacuum does not). The traffic's sessions have ended, so their counts are in."""
-        with psycopg.connect(self.cluster.server.admin_url(PRODUCTION_DB)) as conn:
+        with psycopg.connect(self.server.admin_url(PRODUCTION_DB)) as conn:
             rows = conn.execute("select schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_del "
                                 "from pg_stat_user_tables").fetchall()
         return {name: counts for name, *counts in rows}
@@ -385,17 +399,17 @@ class Drill:
             self.traffic.close()
         if self.restored is not None:
             self.restored.destroy()
-        if self.cluster is not None:
-            try:
-                self.cluster.drop(AS_OF_DB)
-                self.cluster.drop(PRODUCTION_DB)
-            except psycopg.Error:
-                pass
-            self.cluster.server.settings.clear()  # archiving off for whoever opens it next
-            self.cluster.close()
+        if self.server is not None:
+            self.server.destroy()
         if self.home.exists():
             pitr.writable(self.home)
             shutil.rmtree(self.home, ignore_errors=True)
+
+
+def cluster_purpose(scale: int) -> str:
+    """The cached reference cluster production is copied from: the template of one scale only,
+    since whatever else it held would be copied along."""
+    return f"drill-{scale}"
 
 
 def _remove_orphans() -> None:
@@ -410,7 +424,8 @@ def _remove_orphans() -> None:
             pass
         except PermissionError:
             continue
-        EmbeddedServer(home / "restored").stop_leftover()
+        for server in (home / "restored", home / "production" / "pg"):
+            EmbeddedServer(server).stop_leftover()
         pitr.writable(home)
         shutil.rmtree(home, ignore_errors=True)
 
