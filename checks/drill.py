@@ -202,8 +202,7 @@ class Drill:
             pitr.base_backup(cluster.server, self.server.datadir)
         finally:
             cluster.close()
-        for leftover in ("log", "backup_manifest"):  # the reference cluster's log, the copy's manifest
-            (self.server.datadir / leftover).unlink(missing_ok=True)
+        pitr.drop_source_leftovers(self.server.datadir)
         self.server.start()
         with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
             conn.execute(f'alter database "{template.name}" is_template false allow_connections true')
