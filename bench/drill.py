@@ -1,6 +1,6 @@
 """Every phase of the drill, at several scales, and the restore against its floor.
 
-    ORDAK_DATA_DIR=/tmp/ordak-wt-10-bench python -m bench.drill [--scales 10000 100000] [--mode pitr]
+    ORDAK_DATA_DIR=/tmp/ordak-drill-bench python -m bench.drill [--scales 10000 100000] [--mode pitr]
 
 For each scale: the drill's phases as `pytest --env=drill` runs them (checks.drill.Drill),
 then the suite against the restored cluster as a user would run it (`pytest --env=restore
@@ -9,8 +9,8 @@ a plain `cp -a` of the same base backup, the same archived WAL copied into its p
 the same recovery_target_time, started with pg_ctl (no restore_command, no checks). The
 ratio is the drill's restore phase over that floor, both measured in the same run.
 
-The template of each scale is built once and kept in the drill cluster (the first run at
-1M spends ~3 minutes building it: reported apart, as "template build").
+The template of each scale is built once and kept in that scale's drill cluster (the first
+run at 1M spends ~3-25 minutes building it: reported apart, as "template build").
 """
 
 import argparse
@@ -21,7 +21,7 @@ import time
 
 from bench.common import ROOT
 from checks import pitr
-from checks.drill import Drill, Plan
+from checks.drill import Drill, Plan, cluster_purpose
 from checks.embedded import EmbeddedServer
 from checks.reference import REFERENCE_DIR, ReferenceCluster
 
@@ -29,7 +29,7 @@ from checks.reference import REFERENCE_DIR, ReferenceCluster
 def template_build(scale: int) -> float:
     """Builds (or finds) the template outside the timed drill."""
     started = time.perf_counter()
-    cluster = ReferenceCluster.open("drill")
+    cluster = ReferenceCluster.open(cluster_purpose(scale))
     try:
         cluster.template(scale)
     finally:
@@ -56,16 +56,32 @@ def floor(drill: Drill) -> float:
     return elapsed
 
 
+def archived(drill: Drill) -> list[str]:
+    return sorted(p.name for p in drill.archive.iterdir() if pitr.SEGMENT.match(p.name))
+
+
+def wal_use(drill: Drill) -> str:
+    """Archived WAL: segments older than the base backup's start (the restore never reads them:
+    archiving's waste) and the rest."""
+    label = (drill.backup / "backup_label").read_text()
+    start = label.split("(file ", 1)[1].split(")", 1)[0]
+    names = archived(drill)
+    older = [n for n in names if n[8:] < start[8:]]
+    return f"{len(older)} segments archived before the base backup's start ({start}), {len(names) - len(older)} after"
+
+
 def suite(drill: Drill) -> tuple[float, str]:
     result = drill.result
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(ORDAK_RESTORE_DB_URL=result.target_url, ORDAK_PRODUCTION_DB_URL=result.compare_url)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--env=restore",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rf", "--env=restore",
                            f"--restore-point={result.restore_point.isoformat()}", "--compare-to=production"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     lines = done.stdout.strip().splitlines()
-    return time.perf_counter() - started, (lines[-1] if lines else done.stderr.strip()[-200:])
+    failed = [line.split(" - ")[0].removeprefix("FAILED ") for line in lines if line.startswith("FAILED ")]
+    return time.perf_counter() - started, (lines[-1] if lines else done.stderr.strip()[-200:]) + \
+        (f"; failed: {', '.join(failed)}" if failed else "")
 
 
 def bench(scale: int, mode: str, workload: float) -> None:
@@ -84,6 +100,7 @@ def bench(scale: int, mode: str, workload: float) -> None:
         print("  | " + " | ".join(f"{v:.1f} s" for v in phases.values())
               + f" | {drill_seconds:.1f} s | {drill_seconds + suite_seconds:.1f} s |", flush=True)
         if mode == "pitr":
+            print(f"  WAL archive: {wal_use(drill)}", flush=True)
             base = pitr.size_mb(drill.backup)
             floor_seconds = floor(drill)
             restore = drill.phases["restore"]

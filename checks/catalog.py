@@ -4,6 +4,8 @@ Nothing here scans a user table, so these stay fast on a database of any size. F
 take the schemas to look in; `app_schemas()` and `api_schemas()` say which those are.
 """
 
+import re
+
 from checks.contract import contract
 from checks.target import Target
 
@@ -159,11 +161,28 @@ def publication_tables(target: Target, publication: str) -> list[str] | None:
         (publication,))]
 
 
+# What makes a cron job call out: pg_net (net.http_get/post/delete), the http extension
+# (http_get(...), http((...)::http_request)), or an Edge Function / Supabase URL.
+HTTP_PATTERN = r"(\mnet\.http_\w+|\mhttp_(get|post|put|patch|delete|head|request)\s*\(|\mhttp\s*\(\s*\(|/functions/v1/)"
+
+
 def cron_jobs(target: Target) -> list[dict] | None:
-    """pg_cron's jobs, or None when pg_cron is not installed."""
+    """pg_cron's jobs, or None when pg_cron is not installed. `http` says how a job calls out
+    over HTTP (in its command, or in a function its command calls: one level), else None."""
     if target.scalar("select to_regclass('cron.job') is null"):
         return None
-    return target.query("select jobname as name, schedule, active, command from cron.job order by jobid")
+    jobs = target.query(
+        "select j.jobid, j.jobname as name, j.schedule, j.active, j.command, "
+        " (select string_agg(distinct p.pronamespace::regnamespace || '.' || p.proname, ', ') from pg_proc p "
+        "  where j.command ~ ('\\m' || p.proname || '\\s*\\(') and p.prosrc ~* %(pattern)s "
+        "  and p.pronamespace::regnamespace::text not in ('pg_catalog', 'net', 'extensions')) as via "
+        "from cron.job j order by j.jobid", {"pattern": HTTP_PATTERN})
+    for job in jobs:
+        direct = re.search(HTTP_PATTERN.replace("\\m", "\\b"), job["command"], re.IGNORECASE)
+        via = job.pop("via")
+        job["http"] = (f"calls {direct.group(0).rstrip('( ')}" if direct
+                       else f"calls {via}, which makes HTTP calls" if via else None)
+    return jobs
 
 
 def buckets(target: Target) -> list[dict] | None:

@@ -2,8 +2,8 @@
 
     production -> base backup -> workload (canaries) -> incident -> restore -> (the suite)
 
-`production` is an embedded cluster holding a clone of the reference Ordak, with WAL
-archiving on. The workload writes canary orders at known commit times; at the restore point
+`production` is an embedded cluster of its own holding the reference Ordak (a base backup of
+the cached reference cluster of its scale, its clock moved to now), with WAL archiving on. The workload writes canary orders at known commit times; at the restore point
 it pauses (no transaction straddles it) and production is copied as it is then, with the
 server's own CREATE DATABASE: that copy, not derived from the backup or WAL under test, is
 "production as of the restore point" for --compare-to. The incident then damages production,
@@ -25,11 +25,13 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from checks import pitr
+from checks import pitr, recovery
 from checks.contract import contract
 from checks.embedded import EmbeddedServer, data_root
+from checks.environments import Environment
 from checks.errors import SetupError
-from checks.reference import REFERENCE_DIR, ReferenceCluster
+from checks.reference import REFERENCE_DIR, ReferenceCluster, move_clock_to_now
+from checks.target import Target
 from checks.workload import INCIDENTS, QUIET, Canary, Workload, cause_incident, parse_incident
 
 PRODUCTION_DB = "ordak_run_production"  # ordak_run_*: dropped by the cluster's next start if left over
@@ -49,6 +51,9 @@ class Plan:
     restore_point: str = "-2s"  # relative to the incident (-2s, +1s) or an ISO-8601 time
     recovery_target: str | None = None  # what the restore actually aims at (default: the restore point)
     incident: str = "mass-delete"
+    # The restored copy's HTTP cron jobs would call Shopify at once: a person pauses them first.
+    # False rehearses forgetting it (the suite must then name them).
+    pause_http_cron: bool = True
 
     def validate(self, stores: list[str]) -> tuple[str, str]:
         if self.mode not in MODES:
@@ -106,6 +111,7 @@ class Result:
     source: dict = field(default_factory=dict)  # what the restore read, before and after: changed files
     phases: dict = field(default_factory=dict)  # phase -> seconds
     restore_errors: list = field(default_factory=list)  # statements pg_restore skipped (dump mode)
+    http_cron_paused: list | None = None  # HTTP cron jobs paused on the restored copy (None: not done)
 
     def record(self) -> dict:
         def plain(value):
@@ -113,7 +119,7 @@ class Result:
         return {"mode": self.mode, "restore_point": plain(self.restore_point),
                 "recovery_target": plain(self.recovery_target), "incident": {k: plain(v) for k, v in self.incident.items()},
                 "canaries": [c.record() for c in self.canaries], "source": self.source, "phases": self.phases,
-                "restore_errors": self.restore_errors}
+                "restore_errors": self.restore_errors, "http_cron_paused": self.http_cron_paused}
 
     @staticmethod
     def canaries_of(record: dict) -> list[Canary]:
@@ -129,13 +135,14 @@ class Drill:
         _remove_orphans()
         self.home = data_root() / f"drill-run-{os.getpid()}"
         self.archive, self.backup = self.home / "archive", self.home / "backup"
-        self.cluster: ReferenceCluster | None = None
+        self.server: EmbeddedServer | None = None  # production
         self.restored: EmbeddedServer | None = None
         self.timeline: list[dict] = []
         self.phases: dict[str, float] = {}
         self.canaries: list[Canary] = []
         self.source: dict = {}
         self.restore_errors: list[str] = []
+        self.http_cron_paused: list[str] | None = None
         self.closed = False
 
     # -- the whole drill --------------------------------------------------------------
@@ -150,10 +157,11 @@ class Drill:
         except BaseException:
             self.close()
             raise
-        return Result(self.plan.mode, self.restored_url, self.cluster.server.url(AS_OF_DB), _utc(self.restore_at),
+        return Result(self.plan.mode, self.restored_url, self.server.url(AS_OF_DB), _utc(self.restore_at),
                       _utc(self.target_at), {"kind": self.incident_kind, "store": self.incident_store,
                                              "what": INCIDENTS[self.incident_kind][0], "at": self.incident_at},
-                      self.timeline, self.canaries, self.source, self.phases, self.restore_errors)
+                      self.timeline, self.canaries, self.source, self.phases, self.restore_errors,
+                      self.http_cron_paused)
 
     @property
     def steps(self) -> list[str]:
@@ -183,27 +191,40 @@ class Drill:
         pitr.own(self.home)
         self.archive.mkdir()
         pitr.own(self.archive)
-        self.cluster = ReferenceCluster.open("drill")
-        template = self.cluster.template(self.plan.scale)
-        self.cluster.drop(AS_OF_DB)
-        self.cluster.drop(PRODUCTION_DB)
-        self.cluster.clone(template, PRODUCTION_DB, file_copy=True)
-        server = self.cluster.server
-        server.stop()
-        server.settings.update(pitr.archiving(self.archive) if self.plan.mode == "pitr"
-                               else {"track_commit_timestamp": "on"})
-        server.start()
+        # Production is a cluster of its own, holding Ordak only (what it holds, the base backup
+        # and the restore carry too): a copy of the cached reference cluster of this scale.
+        (self.home / "production").mkdir()
+        pitr.own(self.home / "production")
+        self.server = EmbeddedServer(self.home / "production" / "pg", REFERENCE_DIR / "extensions")
+        cluster = ReferenceCluster.open(cluster_purpose(self.plan.scale))
+        try:
+            template = cluster.template(self.plan.scale)
+            pitr.base_backup(cluster.server, self.server.datadir)
+        finally:
+            cluster.close()
+        pitr.drop_source_leftovers(self.server.datadir)
+        self.server.start()
+        with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
+            conn.execute(f'alter database "{template.name}" is_template false allow_connections true')
+            conn.execute(f'alter database "{template.name}" rename to "{PRODUCTION_DB}"')
+        # Its clock moved to now before archiving starts: WAL that no restore needs is never archived.
+        move_clock_to_now(self.server.admin_url(PRODUCTION_DB), template.seeded_at)
+        self.server.stop()
+        self.server.settings.update(pitr.archiving(self.archive) if self.plan.mode == "pitr"
+                                    else {"track_commit_timestamp": "on"})
+        self.server.start()
         archiving = "WAL archived to " + str(self.archive) if self.plan.mode == "pitr" else "no WAL archive (dump mode)"
-        return f"reference Ordak at {self.plan.scale:,} orders/store in {PRODUCTION_DB}; {archiving}"
+        return (f"reference Ordak at {self.plan.scale:,} orders/store in {PRODUCTION_DB}, a cluster of its own "
+                f"({pitr.size_mb(self.server.datadir / 'base'):,} MB); {archiving}")
 
     @property
     def production_url(self) -> str:
-        return self.cluster.server.url(PRODUCTION_DB)
+        return self.server.url(PRODUCTION_DB)
 
     def base_backup(self) -> str:
         self.backup_started = time.time()
-        pitr.base_backup(self.cluster.server, self.backup)
-        pitr.verify_backup(self.cluster.server, self.backup)
+        pitr.base_backup(self.server, self.backup)
+        pitr.verify_backup(self.server, self.backup)
         self.event("base_backup", datetime.now(timezone.utc))
         return f"pg_basebackup {pitr.size_mb(self.backup):,} MB, verified by pg_verifybackup"
 
@@ -239,7 +260,7 @@ class Drill:
 
     def _copy_as_of(self) -> None:
         self.traffic.close()
-        with psycopg.connect(self.cluster.server.admin_url(), autocommit=True) as conn:
+        with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
             conn.execute(f'create database "{AS_OF_DB}" template "{PRODUCTION_DB}" strategy file_copy')
         self.traffic.conn = self.traffic.target.connect()
         self.as_of_taken = True
@@ -251,7 +272,7 @@ class Drill:
         self.snapshot_holder.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         snapshot = self.snapshot_holder.execute("select pg_export_snapshot()").fetchone()[0]
         self.dump_file = self.home / "production.dump"
-        server = self.cluster.server
+        server = self.server
         command = [str(pitr.binary("pg_dump")), "-h", str(server.datadir), "-U", "postgres", "-d", PRODUCTION_DB,
                    "-Fc", "-f", str(self.dump_file), f"--snapshot={snapshot}",
                    *(f"--schema={s}" for s in pitr.DUMPED_SCHEMAS)]
@@ -271,7 +292,7 @@ class Drill:
         self.traffic.close()
         self.canaries = self.traffic.canaries
         if self.plan.mode == "pitr":
-            with psycopg.connect(self.cluster.server.admin_url(), autocommit=True) as conn:
+            with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
                 segment = pitr.switch_wal(conn)
             pitr.wait_archived(self.archive, segment)
             detail = f"WAL archived up to {segment}"
@@ -316,7 +337,20 @@ class Drill:
             conn.execute("select 1")
         self.event("restored_accepting_connections", datetime.now(timezone.utc))
         untouched = all(not s["changed"] for s in self.source.values())
-        return f"{detail}; sources {'unchanged' if untouched else 'CHANGED'}"
+        return f"{detail}; sources {'unchanged' if untouched else 'CHANGED'}; {self._pause_http_cron()}"
+
+    def _pause_http_cron(self) -> str:
+        """Before anything else on the restored copy, as a person must: its pg_cron jobs that call
+        out over HTTP (to Shopify, through an Edge Function) are paused until cut-over."""
+        if not self.plan.pause_http_cron:
+            return "its HTTP cron jobs left running (rehearsal: pause_http_cron = false)"
+        target = Target(Environment(name="restored (drill)", restore_target=True), self.restored_url)
+        try:
+            self.http_cron_paused = recovery.pause_http_cron_jobs(target)
+        finally:
+            target.close()
+        self.event("http_cron_jobs_paused", datetime.now(timezone.utc), jobs=", ".join(self.http_cron_paused) or "none")
+        return f"HTTP cron jobs paused first: {', '.join(self.http_cron_paused) or 'none'}"
 
     def _restore_pitr(self) -> str:
         if self.target_at < self.backup_started:  # PostgreSQL would silently stop at the backup's own end
@@ -333,7 +367,7 @@ class Drill:
     def _production_digest(self) -> dict:
         """Rows ever inserted, updated and deleted, per table of production: any write by anyone
         moves them (vacuum does not). The traffic's sessions have ended, so their counts are in."""
-        with psycopg.connect(self.cluster.server.admin_url(PRODUCTION_DB)) as conn:
+        with psycopg.connect(self.server.admin_url(PRODUCTION_DB)) as conn:
             rows = conn.execute("select schemaname || '.' || relname, n_tup_ins, n_tup_upd, n_tup_del "
                                 "from pg_stat_user_tables").fetchall()
         return {name: counts for name, *counts in rows}
@@ -364,17 +398,17 @@ class Drill:
             self.traffic.close()
         if self.restored is not None:
             self.restored.destroy()
-        if self.cluster is not None:
-            try:
-                self.cluster.drop(AS_OF_DB)
-                self.cluster.drop(PRODUCTION_DB)
-            except psycopg.Error:
-                pass
-            self.cluster.server.settings.clear()  # archiving off for whoever opens it next
-            self.cluster.close()
+        if self.server is not None:
+            self.server.destroy()
         if self.home.exists():
             pitr.writable(self.home)
             shutil.rmtree(self.home, ignore_errors=True)
+
+
+def cluster_purpose(scale: int) -> str:
+    """The cached reference cluster production is copied from: the template of one scale only,
+    since whatever else it held would be copied along."""
+    return f"drill-{scale}"
 
 
 def _remove_orphans() -> None:
@@ -389,7 +423,8 @@ def _remove_orphans() -> None:
             pass
         except PermissionError:
             continue
-        EmbeddedServer(home / "restored").stop_leftover()
+        for server in (home / "restored", home / "production" / "pg"):
+            EmbeddedServer(server).stop_leftover()
         pitr.writable(home)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -49,6 +49,7 @@ REHEARSAL = {
     "after_incident_seconds": ((int, float), "a number of seconds"),
     "restore_point": ((str,), "seconds relative to the incident (\"-2s\") or an ISO-8601 time"),
     "incident": ((str,), "KIND[:STORE], e.g. \"mass-delete:bannos\""),
+    "pause_http_cron": ((bool,), "true or false"),
 }
 
 
@@ -164,7 +165,8 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
                     fail(sub, f"thresholds.{sub} must be a number")
                 if key == "rehearsal" and sub not in REHEARSAL:
                     fail(sub, f"unknown rehearsal setting '{sub}'; known: {', '.join(REHEARSAL)}")
-                if key == "rehearsal" and (isinstance(subvalue, bool) or not isinstance(subvalue, REHEARSAL[sub][0])):
+                if key == "rehearsal" and (isinstance(subvalue, bool) != (bool in REHEARSAL[sub][0])
+                                           or not isinstance(subvalue, REHEARSAL[sub][0])):
                     fail(sub, f"rehearsal.{sub} must be {REHEARSAL[sub][1]}")
             values[key] = MappingProxyType(dict(value))
         elif key in _LISTS:

@@ -122,8 +122,13 @@ def copy_data_dir(server: EmbeddedServer, source: Path, dest: Path) -> None:
         done = subprocess.run(command, capture_output=True, text=True, user=server.run_as)
         if done.returncode != 0:
             raise SetupError(f"copying {source} to {dest} failed: {_last_line(done)}")
-    # The source's server log and socket lock file came along (the socket lives in the data dir).
-    for leftover in [dest / "log", *dest.glob(".s.PGSQL.*")]:
+    drop_source_leftovers(dest)
+
+
+def drop_source_leftovers(dest: Path) -> None:
+    """The source's server log, socket lock file (the socket lives in the data dir) and backup
+    manifest came along with a copy of its data dir; the copy's server would trip on them."""
+    for leftover in [dest / "log", dest / "backup_manifest", *dest.glob(".s.PGSQL.*")]:
         leftover.unlink(missing_ok=True)
 
 

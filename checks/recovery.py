@@ -2,11 +2,11 @@
 the runbook's objectives, HTTP calls from pg_cron on the restored copy, and a restore that
 left its sources as they were. Measurements are the verdicts' facts."""
 
-import re
 from datetime import datetime
 
 from psycopg import sql
 
+from checks import catalog
 from checks.contract import orders_table
 from checks.core import Check
 from checks.target import Target
@@ -30,10 +30,6 @@ HTTP_CRON = Check("no_http_cron_jobs", "no active pg_cron job makes HTTP calls (
 SOURCE_UNTOUCHED = Check("restore_source_untouched", "the restore left its sources as they were: base backup, "
                          "WAL archive and production unchanged", "a restore must only read its sources: find what "
                          "wrote there (restore_command, archive_command of the copy) before the next drill")
-
-# What makes a cron job call out: pg_net (net.http_get/post/delete), the http extension
-# (http_get(...), http((...)::http_request)), or an Edge Function / Supabase URL.
-HTTP_PATTERN = r"(\mnet\.http_\w+|\mhttp_(get|post|put|patch|delete|head|request)\s*\(|\mhttp\s*\(\s*\(|/functions/v1/)"
 
 
 def canaries(target: Target, store: str, ledger: list[Canary], restore_point: datetime):
@@ -106,23 +102,26 @@ def rto(timeline: list[dict], verdict_at: datetime, objective_hours: float):
 
 def http_cron_jobs(target: Target):
     """Active jobs whose command makes HTTP calls, or calls a function (one level) that does."""
-    if not target.scalar("select to_regclass('cron.job') is not null"):
-        return HTTP_CRON.verdict("pg_cron", [], active_jobs=0)
-    rows = target.query(
-        "select j.jobid, j.jobname, j.schedule, j.command, "
-        " (select string_agg(distinct p.pronamespace::regnamespace || '.' || p.proname, ', ') from pg_proc p "
-        "  where j.command ~ ('\\m' || p.proname || '\\s*\\(') and p.prosrc ~* %(pattern)s "
-        "  and p.pronamespace::regnamespace::text not in ('pg_catalog', 'net', 'extensions')) as via "
-        "from cron.job j where j.active order by j.jobid", {"pattern": HTTP_PATTERN})
-    violations = []
-    for r in rows:
-        direct = re.search(HTTP_PATTERN.replace("\\m", "\\b"), r["command"], re.IGNORECASE)
-        if direct or r["via"]:
-            how = f"calls {direct.group(0).rstrip('( ')}" if direct else f"calls {r['via']}, which makes HTTP calls"
-            violations.append({"object": f"cron job {r['jobname'] or r['jobid']} (jobid {r['jobid']})",
-                               "problem": f"active, runs '{r['schedule']}' and {how}",
-                               "command": r["command"][:120]})
-    return HTTP_CRON.verdict("pg_cron", violations, active_jobs=len(rows))
+    jobs = catalog.cron_jobs(target) or []
+    active = [j for j in jobs if j["active"]]
+    violations = [{"object": f"cron job {j['name'] or j['jobid']} (jobid {j['jobid']})",
+                   "problem": f"active, runs '{j['schedule']}' and {j['http']}", "command": j["command"][:120]}
+                  for j in active if j["http"]]
+    paused = [j["name"] or str(j["jobid"]) for j in jobs if j["http"] and not j["active"]]
+    return HTTP_CRON.verdict("pg_cron", violations, active_jobs=len(active),
+                             **({"paused_http_jobs": ", ".join(paused)} if paused else {}))
+
+
+def pause_http_cron_jobs(target: Target) -> list[str]:
+    """What a person does first on a restored copy: every active job that makes HTTP calls is
+    paused with cron.alter_job(..., active := false), as the database owner (postgres) does it
+    on Supabase. Returns the names of the jobs paused."""
+    jobs = [j for j in catalog.cron_jobs(target) or [] if j["active"] and j["http"]]
+    with target.connect() as conn:
+        for job in jobs:
+            conn.execute("select cron.alter_job(%s, active := false)", (job["jobid"],))
+        conn.commit()
+    return [j["name"] or str(j["jobid"]) for j in jobs]
 
 
 def source_untouched(source: dict):

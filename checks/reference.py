@@ -150,10 +150,7 @@ class ReferenceCluster:
         strategy = " strategy file_copy" if file_copy else ""
         self._admin(f'create database "{name}" template "{template.name}" owner postgres{strategy}')
         if shift_to_now:
-            with psycopg.connect(self.server.admin_url(name), autocommit=True) as conn:
-                conn.execute("select set_config('ordak.shift', (now() - %s::timestamptz)::text, false)",
-                             (template.seeded_at,))
-                conn.execute((REFERENCE_DIR / "shift_time.sql").read_text())
+            move_clock_to_now(self.server.admin_url(name), template.seeded_at)
         return self.server.url(name)
 
     def drop(self, name: str) -> None:
@@ -191,6 +188,13 @@ def _remove_orphans(purpose: str) -> None:
             EmbeddedServer(home / "pg").destroy()
         except PermissionError:
             pass  # alive, someone else's
+
+
+def move_clock_to_now(admin_url: str, seeded_at: datetime) -> None:
+    """Moves a copy's data from the seed time to now (reference/shift_time.sql), as the superuser."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("select set_config('ordak.shift', (now() - %s::timestamptz)::text, false)", (seeded_at,))
+        conn.execute((REFERENCE_DIR / "shift_time.sql").read_text())
 
 
 def apply_migration(conn: psycopg.Connection, migration) -> None:

@@ -63,8 +63,10 @@ def describe(record: dict) -> str:
     incident = record["incident"]
     target = "" if record["recovery_target"] == record["restore_point"] else \
         f", recovery aimed at {record['recovery_target']}"
+    paused = record.get("http_cron_paused")
+    cron = "HTTP cron jobs not paused" if paused is None else f"HTTP cron jobs paused: {', '.join(paused) or 'none'}"
     return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {incident['at']}; "
-            f"restore point {record['restore_point']}{target}; {len(record['canaries'])} canary orders")
+            f"restore point {record['restore_point']}{target}; {len(record['canaries'])} canary orders; {cron}")
 
 
 def timeline_of(incident_at: str | None, restore_started_at: str | None) -> list[dict]:

@@ -25,7 +25,8 @@ REALTIME_PUBLICATION = Check("realtime_publication", "the realtime publication e
                              "create publication supabase_realtime; then add Ordak's tables to it")
 REALTIME_TABLE = Check("realtime_table", "the table is in the realtime publication (the live queue needs it)",
                        "alter publication supabase_realtime add table <table>")
-CRON_JOB = Check("cron_job", "the pg_cron job exists and is active",
+CRON_JOB = Check("cron_job", "the pg_cron job exists and is active (on a restored copy, a job that makes HTTP calls "
+                 "may be paused until cut-over)",
                  "cron.schedule(...) it again, or cron.alter_job(<jobid>, active := true)")
 INDEXES_VALID = Check("indexes_valid", "no index is invalid (a failed CREATE INDEX CONCURRENTLY or a broken restore)",
                       "reindex index concurrently <index> (or drop and recreate it)")
@@ -174,11 +175,16 @@ def cron_job(target: Target, name: str):
     if not found:
         return CRON_JOB.verdict(name, [{"object": f"cron job {name}", "problem": "job is missing"}])
     schedule = advisory()["cron_schedules"].get(name)
-    violations = [{"object": f"cron job {name}", "problem": "job is inactive"} for job in found if not job["active"]]
+    # A restored copy must not call Shopify: its HTTP jobs are paused first, until it becomes
+    # production (see checks/recovery.py, no_http_cron_jobs). Anywhere else a paused job is a finding.
+    paused = [job for job in found if not job["active"] and job["http"] and target.env.restore_target]
+    violations = [{"object": f"cron job {name}", "problem": "job is inactive"}
+                  for job in found if not job["active"] and job not in paused]
     notes = [{"object": f"cron job {name}", "problem": f"runs on '{job['schedule']}', the reference on '{schedule}'",
               "note": "the schedule is the reference's; SYSTEM.md gives only its period"}
              for job in found if schedule and job["schedule"] != schedule]
-    return CRON_JOB.verdict(name, violations, notes=notes)
+    facts = {"paused_until_cut_over": f"{paused[0]['http']} (a restored copy)"} if paused else {}
+    return CRON_JOB.verdict(name, violations, notes=notes, **facts)
 
 
 def indexes_valid(target: Target):

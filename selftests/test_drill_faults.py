@@ -40,6 +40,10 @@ incident = "mass-delete:bannos"
 DRILL_TESTS = ["tests/test_drill.py", "tests/test_store_data.py"]
 HTTP_JOB = ("select cron.schedule('push-stock-http', '*/5 * * * *', $$select net.http_post("
             "url := 'https://bannos.myshopify.com/admin/api/2024-10/graphql.json')$$)")
+# The reference's own HTTP job (as the live one: net.http_post to an Edge Function).
+SYNC = "sync-inventory-to-shopify"
+PAUSE = "select cron.alter_job(jobid, active := false) from cron.job where jobname = '{}'"
+PAUSED_FIRST = PAUSE.format(SYNC)  # what a person does first on a restored copy
 
 
 @pytest.fixture
@@ -96,8 +100,22 @@ def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(environmen
     assert "test_rto_within_objective: incident_to_restore_started_seconds=" in run.output
     assert "test_data_loss_within_objective[bannos]: data_loss_seconds=" in run.output
     assert {"test_canaries[bannos]", "test_matches_compared_env[bannos]", "test_no_http_cron_jobs",
-            "test_restore_source_untouched"} <= run.with_status("passed")
+            "test_restore_source_untouched", f"test_cron_job[{SYNC}]"} <= run.with_status("passed")
+    # the rehearsal paused the restored copy's HTTP job first, and the timeline says when
+    assert f"HTTP cron jobs paused first: {SYNC}" in run.output
+    assert re.search(r"UTC +\+ *[\d.]+ s +restored_accepting_connections\n.*UTC +\+ *[\d.]+ s +http_cron_jobs_paused\n",
+                     run.output), run.output
+    assert f"test_cron_job[{SYNC}]: paused_until_cut_over=calls net.http_post (a restored copy)" in run.output
     assert dead_leftovers() == []
+
+
+def test_rehearsal_that_forgets_to_pause_http_cron_is_caught_naming_the_job(tmp_path):
+    environments = tmp_path / "environments.toml"
+    environments.write_text(ENVIRONMENTS + "pause_http_cron = false\n")
+    run = drill_run(environments, tmp_path, "tests/test_drill.py", "tests/test_schema.py")
+    assert "its HTTP cron jobs left running (rehearsal: pause_http_cron = false)" in run.output
+    assert_outcomes(run, {"test_no_http_cron_jobs": (f"cron job {SYNC} (jobid", "calls net.http_post",
+                                                     "cron.alter_job(<jobid>, active := false)")})
 
 
 # -- faults ---------------------------------------------------------------------------------
@@ -193,7 +211,7 @@ def test_a_restore_that_writes_to_its_sources_is_caught(drill, monkeypatch):
 
 
 def test_active_http_cron_job_on_the_restored_database_is_named(drill):
-    d = drill()
+    d = drill(pause_http_cron=False)
     d.phase("production", d.production)
     with psycopg.connect(d.production_url, autocommit=True) as conn:
         conn.execute(HTTP_JOB)
@@ -209,17 +227,39 @@ def test_active_http_cron_job_on_the_restored_database_is_named(drill):
     restored = Target(Environment(name="restore", restore_target=True), d.restored_url)
     verdict = recovery.http_cron_jobs(restored)
     named = {v["object"].split(" (")[0]: v["problem"] for v in verdict.violations}
-    assert set(named) == {"cron job push-stock-http", "cron job push-stock-edge"}, verdict.message()
+    assert set(named) == {f"cron job {SYNC}", "cron job push-stock-http", "cron job push-stock-edge"}, \
+        verdict.message()
     assert "calls net.http_post" in named["cron job push-stock-http"]
     assert "calls public.push_stock, which makes HTTP calls" in named["cron job push-stock-edge"]
+    # what the rehearsal does by default: every one of them paused, the other jobs left running
+    assert sorted(recovery.pause_http_cron_jobs(restored)) == ["push-stock-edge", "push-stock-http", SYNC]
+    after = recovery.http_cron_jobs(restored)
+    assert after.ok and after.facts["active_jobs"] == 2, after.message()
+    assert after.facts["paused_http_jobs"] == f"{SYNC}, push-stock-http, push-stock-edge, quiet-http"
     restored.close()
 
 
 def test_http_cron_job_is_the_first_finding_of_a_restore_run(ordak_clone):
     clone = ordak_clone(HTTP_JOB)
     run = clone.run_suite("tests/test_drill.py", "tests/test_schema.py", env_name="restore")
-    assert_outcomes(run, {"test_no_http_cron_jobs": ("push-stock-http", "net.http_post", "cron.alter_job")})
+    assert_outcomes(run, {"test_no_http_cron_jobs": ("push-stock-http", SYNC, "net.http_post", "cron.alter_job")})
     assert list(run.outcomes)[0].endswith("::test_no_http_cron_jobs"), list(run.outcomes)[:3]  # run order
+
+
+@pytest.mark.parametrize("env_name, paused, fails", [
+    # on a restored copy, an HTTP job paused until cut-over is right
+    ("restore", [SYNC], {}),
+    # a paused job that makes no HTTP call is still a finding there
+    ("restore", [SYNC, "order-monitor"], {"test_cron_job[order-monitor]": ("cron job order-monitor: job is inactive",)}),
+    # production keeps requiring every job active, the HTTP one included
+    ("production", [SYNC], {f"test_cron_job[{SYNC}]": (f"cron job {SYNC}: job is inactive",)}),
+])
+def test_cron_job_spares_only_paused_http_jobs_and_only_on_a_restored_copy(ordak_clone, env_name, paused, fails):
+    clone = ordak_clone(*(PAUSE.format(job) for job in paused))
+    run = clone.run_suite("tests/test_schema.py", "tests/test_drill.py", "-k", "cron", env_name=env_name)
+    assert_outcomes(run, fails)
+    ran = run.with_status("passed") | run.failed()
+    assert f"test_cron_job[{SYNC}]" in ran and ("test_no_http_cron_jobs" in ran) == (env_name == "restore")
 
 
 # -- failure, cleanup, a real drill's timeline ------------------------------------------
@@ -251,11 +291,11 @@ def test_ctrl_c_during_the_drill_leaves_nothing_behind(environments, tmp_path):
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=120)
     assert not folder.exists()
-    assert not (data_root() / f"drill-private-{process.pid}").exists()  # when another drill held the shared one
+    assert not list(data_root().glob(f"drill-*-private-{process.pid}"))  # when another drill held the shared one
 
 
 def test_real_drill_timeline_measures_rto_and_data_loss(ordak_clone):
-    clone = ordak_clone("delete from public.orders_bannos where created_at > now() - interval '30 hours'")
+    clone = ordak_clone(PAUSED_FIRST, "delete from public.orders_bannos where created_at > now() - interval '30 hours'")
     now = datetime.now(timezone.utc)
     run = clone.run_suite("tests/test_drill.py", "--restore-point=" + (now - timedelta(minutes=20)).isoformat(),
                           "--incident-at=" + (now - timedelta(hours=5)).isoformat(),
@@ -270,7 +310,7 @@ def test_real_drill_timeline_measures_rto_and_data_loss(ordak_clone):
 
 def test_real_drill_within_objectives_passes(ordak_clone):
     now = datetime.now(timezone.utc)
-    run = ordak_clone().run_suite("tests/test_drill.py", "--incident-at=" + (now - timedelta(hours=1)).isoformat(),
+    run = ordak_clone(PAUSED_FIRST).run_suite("tests/test_drill.py", "--incident-at=" + (now - timedelta(hours=1)).isoformat(),
                                   "--restore-started-at=" + (now - timedelta(minutes=40)).isoformat(),
                                   env_name="restore")
     assert run.exit_code == 0, run.output

@@ -106,6 +106,15 @@ grant all on all tables in schema cron to postgres;
 grant all on all sequences in schema cron to postgres;
 grant execute on all functions in schema cron to postgres;
 
+-- ---------------------------------------------------------------- pg_net
+-- HTTP from SQL, as cron jobs call Edge Functions (reference/extensions/pg_net.control is a
+-- stand-in: requests are queued, never sent).
+create extension pg_net;
+grant usage on schema net to postgres, service_role;
+grant all on all tables in schema net to postgres, service_role;
+grant all on all sequences in schema net to postgres, service_role;
+grant execute on all functions in schema net to postgres, service_role;
+
 -- ---------------------------------------------------------------- realtime
 create publication supabase_realtime;
 alter publication supabase_realtime owner to postgres;

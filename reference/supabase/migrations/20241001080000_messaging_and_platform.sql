@@ -111,19 +111,18 @@ begin
 end
 $$;
 
--- Queues one inventory push to Shopify per 5-minute slot; a worker drains work_queue.
-create function public.enqueue_inventory_sync() returns void
-language sql set search_path = '' as $$
-  insert into public.work_queue (topic, payload, dedupe_key)
-  values ('inventory_push', '{}'::jsonb,
-          'inventory_push:' || to_char(date_trunc('hour', now())
-            + floor(extract(minute from now()) / 5) * interval '5 minutes', 'YYYY-MM-DD"T"HH24:MI'))
-  on conflict (dedupe_key) do nothing
-$$;
-
-revoke all on function public.order_monitor(), public.escalate_priorities(),
-  public.enqueue_inventory_sync() from public, anon, authenticated;
+revoke all on function public.order_monitor(), public.escalate_priorities() from public, anon, authenticated;
 
 select cron.schedule('order-monitor', '*/30 * * * *', 'select public.order_monitor()');
 select cron.schedule('priority-escalation', '0 6 * * *', 'select public.escalate_priorities()');
-select cron.schedule('sync-inventory-to-shopify', '*/5 * * * *', 'select public.enqueue_inventory_sync()');
+-- The Edge Function sync-inventory-to-shopify pushes stock levels to both stores (it drains
+-- the inventory_push jobs of work_queue), called over HTTP by pg_net. The service role key
+-- is a setting of the live database, never in Git.
+select cron.schedule('sync-inventory-to-shopify', '*/5 * * * *', $$
+  select net.http_post(
+    url := 'https://ordak-reference.supabase.co/functions/v1/sync-inventory-to-shopify',
+    headers := jsonb_build_object('Content-Type', 'application/json',
+                                  'Authorization', 'Bearer ' || current_setting('app.settings.service_role_key', true)),
+    body := jsonb_build_object('source', 'pg_cron')
+  )
+$$);
