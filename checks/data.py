@@ -49,8 +49,10 @@ SHOPIFY_DUPLICATES = Check("shopify_duplicates", "rows sharing a Shopify order i
 # SYSTEM.md: the stage trail is required of orders still in production and of Complete orders
 # that went through complete_packing (their Packing 'complete' event says so). Point-of-sale
 # orders (born Complete), cancelled orders and Admin-completed ones reach Complete without it.
-_TRAIL_REQUIRED = ("(o.stage <> 'Complete' or exists (select from public.stage_events p where p.store = %(store)s "
-                   "and p.order_id = o.id and p.stage = 'Packing' and p.event_type = 'complete'))")
+# One pass over the store's stage events: the stages each order has a 'complete' event for.
+_COMPLETED = ("(select order_id, array_agg(stage) as stages from public.stage_events "
+              " where store = %(store)s and event_type = 'complete' group by order_id)")
+_TRAIL_REQUIRED = "(o.stage <> 'Complete' or 'Packing' = any(c.stages))"
 
 
 def _table(store: str) -> sql.Composable:
@@ -108,16 +110,17 @@ def nothing_after(target: Target, store: str, clock: Clock, thresholds: dict):
 
 
 def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict):
+    """One pass over the store and one over its stage events: every rule is a CASE yielding
+    the problem, or null."""
     blocker = catalog.missing_table(target, orders_table(store), "stage_events")
     if blocker:
         return STAGE_TIMESTAMPS.blocked(store, blocker)
-    """One pass over the store: every rule is a CASE yielding the problem, or null."""
     cutoff = clock.at + timedelta(minutes=thresholds["clock_skew_minutes"])
     rules = []
     for rank, stage in enumerate(stages()[:-1]):  # Complete has no timestamps of its own
         start, done = stage_columns(stage)
-        rules.append(sql.SQL("case when trail and rank > {} and {} is null then {} end").format(
-            sql.Literal(rank), sql.Identifier(done), sql.Literal(f"past {stage} but {done} is null")))
+        rules.append(sql.SQL("case when {} is null and rank > {} and trail then {} end").format(
+            sql.Identifier(done), sql.Literal(rank), sql.Literal(f"past {stage} but {done} is null")))
         rules.append(sql.SQL("case when {} < {} then {} end").format(
             sql.Identifier(done), sql.Identifier(start), sql.Literal(f"{done} is before {start}")))
         for column in (start, done):
@@ -127,9 +130,10 @@ def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict)
         "select id, stage::text as stage, problem, count(*) over () as total from ("
         " select id, stage, unnest(array[{rules}]) as problem from ("
         "  select o.*, array_position(enum_range(null::public.stage_type), o.stage) - 1 as rank, "
-        "         {trail} as trail from {table} o) o"
+        "         {trail} as trail from {table} o left join {completed} c on c.order_id = o.id) o"
         ") x where problem is not null order by id limit %(shown)s"
-    ).format(rules=sql.SQL(", ").join(rules), table=_table(store), trail=sql.SQL(_TRAIL_REQUIRED))
+    ).format(rules=sql.SQL(", ").join(rules), table=_table(store), trail=sql.SQL(_TRAIL_REQUIRED),
+             completed=sql.SQL(_COMPLETED))
     rows = target.query(query, {"cutoff": cutoff, "shown": SHOWN, "store": store})
     return STAGE_TIMESTAMPS.verdict(store, _capped([{"object": r["id"], "problem": f"{r['stage']}: {r['problem']}"}
                                                     for r in rows], rows, store),
@@ -159,18 +163,18 @@ def assignees_exist(target: Target, store: str):
 
 
 def stage_events_present(target: Target, store: str):
+    """One pass over the store and one over its 'complete' events, joined by hash."""
     blocker = catalog.missing_table(target, orders_table(store), "stage_events")
     if blocker:
         return STAGE_EVENTS.blocked(store, blocker)
     rows = target.query(sql.SQL(
-        "with completed as ("
-        " select o.id, s.label::text as stage from {} o, "
-        "  unnest(enum_range(null::public.stage_type)) with ordinality as s (label, n) "
-        " where s.n < array_position(enum_range(null::public.stage_type), o.stage) and {trail}) "
-        "select c.id, c.stage, count(*) over () as total from completed c where not exists ("
-        " select from public.stage_events e where e.store = %(store)s and e.order_id = c.id "
-        "  and e.stage = c.stage and e.event_type = 'complete') "
-        "order by c.id, c.stage limit %(shown)s").format(_table(store), trail=sql.SQL(_TRAIL_REQUIRED)),
+        "select o.id, s.label::text as stage, count(*) over () as total "
+        "from {} o left join {completed} c on c.order_id = o.id, "
+        " unnest(enum_range(null::public.stage_type)) with ordinality as s (label, n) "
+        "where s.n < array_position(enum_range(null::public.stage_type), o.stage) and {trail} "
+        " and not s.label::text = any(coalesce(c.stages, '{{}}')) "
+        "order by o.id, s.n limit %(shown)s").format(_table(store), trail=sql.SQL(_TRAIL_REQUIRED),
+                                                    completed=sql.SQL(_COMPLETED)),
         {"store": store, "shown": SHOWN})
     return STAGE_EVENTS.verdict(store, _capped([
         {"object": r["id"], "problem": f"completed {r['stage']} but stage_events has no 'complete' event for it"}
@@ -182,22 +186,23 @@ _SIBLING = r"^[a-z]+-[0-9]+-[A-Z0-9]+$"
 
 
 def shopify_duplicates(target: Target, store: str):
+    """Rows that share a Shopify id must be distinct siblings of one split (SYSTEM.md): all
+    suffixed, all of one order number, no suffix twice. Anything else is a duplicate. One pass:
+    both ids are grouped at once (grouping sets)."""
     blocker = catalog.missing_table(target, orders_table(store))
     if blocker:
         return SHOPIFY_DUPLICATES.blocked(store, blocker)
-    """Rows that share a Shopify id must be distinct siblings of one split (SYSTEM.md): all
-    suffixed, all of one order number, no suffix twice. Anything else is a duplicate."""
-    groups = []
-    for column in ("shopify_order_id", "shopify_order_gid"):
-        groups.append(sql.SQL(
-            "select {name} as key, {col}::text as value, array_agg(id order by id) as ids, "
-            " bool_and(id ~ {sibling}) as all_suffixed, "
-            " count(distinct substring(id from '^([a-z]+-[0-9]+)-')) as numbers, "
-            " count(distinct upper(substring(id from '-([A-Za-z0-9]+)$'))) = count(*) as distinct_suffixes "
-            "from {t} where {col} is not null group by {col} having count(*) > 1").format(
-            name=sql.Literal(column), col=sql.Identifier(column), sibling=sql.Literal(_SIBLING), t=_table(store)))
-    rows = target.query(sql.SQL("select * from ({}) g where not (all_suffixed and numbers = 1 and distinct_suffixes) "
-                                "order by value limit %s").format(sql.SQL(" union all ").join(groups)), (SHOWN,))
+    rows = target.query(sql.SQL(
+        "select * from ("
+        " select case when grouping(shopify_order_id) = 0 then 'shopify_order_id' else 'shopify_order_gid' end as key,"
+        "  coalesce(shopify_order_id::text, shopify_order_gid) as value, array_agg(id order by id) as ids, "
+        "  bool_and(id ~ %(sibling)s) as all_suffixed, "
+        "  count(distinct substring(id from '^([a-z]+-[0-9]+)-')) as numbers, "
+        "  count(distinct upper(substring(id from '-([A-Za-z0-9]+)$'))) = count(*) as distinct_suffixes "
+        " from {t} where shopify_order_id is not null or shopify_order_gid is not null "
+        " group by grouping sets ((shopify_order_id), (shopify_order_gid)) having count(*) > 1) g "
+        "where value is not null and not (all_suffixed and numbers = 1 and distinct_suffixes) "
+        "order by value limit %(shown)s").format(t=_table(store)), {"sibling": _SIBLING, "shown": SHOWN})
     return SHOPIFY_DUPLICATES.verdict(store, [
         {"object": ", ".join(r["ids"]), "problem": f"share {r['key']} {r['value']} but are not distinct siblings of "
                                                    f"one split: {_why_not_siblings(r)}"} for r in rows])
