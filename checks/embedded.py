@@ -78,10 +78,11 @@ def binary(name: str) -> Path:
 class EmbeddedServer:
     """One PostgreSQL cluster in `datadir`, listening on a Unix socket inside it."""
 
-    def __init__(self, datadir: Path, extension_dir: Path | None = None):
+    def __init__(self, datadir: Path, extension_dir: Path | None = None, settings: dict | None = None):
         self.datadir = Path(datadir)
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
         self.extension_dir = extension_dir
+        self.settings = {**SETTINGS, **(settings or {})}  # e.g. pg_stat_statements for a benchmark
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +103,7 @@ class EmbeddedServer:
 
     def _configure(self) -> None:
         """Rewrites the server's settings on every start, so that they follow the code."""
-        settings = dict(SETTINGS)
+        settings = dict(self.settings)
         if self.extension_dir:
             # Extensions of our own (PostgreSQL 18's extension_control_path), copied next to
             # the data dir because the server's system user cannot read a home folder.
