@@ -39,10 +39,11 @@ SETTINGS = {
 }
 
 # Local socket only. Trusted, except roles named ordak_password_*: the suite's own tests use
-# them to prove that a wrong password is reported clearly.
+# them to prove that a wrong password is reported clearly. Replication: pg_basebackup (the drill).
 HBA = """\
 local all /^ordak_password_ scram-sha-256
 local all all trust
+local replication all trust
 """
 
 
@@ -82,10 +83,10 @@ class EmbeddedServer:
         self.datadir = Path(datadir)
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
         self.extension_dir = extension_dir
-        self.settings = {**SETTINGS, **(settings or {})}  # e.g. pg_stat_statements for a benchmark
+        self.settings = dict(settings or {})  # on top of SETTINGS (the drill: archiving; a benchmark: pg_stat_statements)
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, wait_seconds: int = 60) -> None:
         self.datadir.mkdir(parents=True, exist_ok=True)
         if self.run_as:
             ensure_user_exists(self.run_as)
@@ -98,12 +99,12 @@ class EmbeddedServer:
             self._pg("initdb", "-D", str(self.datadir), "-U", SUPERUSER, "--auth=trust",
                      "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync")
         self._configure()
-        self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-t", "60", "-l", str(self.datadir / "log"),
+        self._pg("pg_ctl", "-D", str(self.datadir), "-w", "-t", str(wait_seconds), "-l", str(self.datadir / "log"),
                  "-o", f"-k {self.datadir}", "start")
 
     def _configure(self) -> None:
         """Rewrites the server's settings on every start, so that they follow the code."""
-        settings = dict(self.settings)
+        settings = {**SETTINGS, **self.settings}
         if self.extension_dir:
             # Extensions of our own (PostgreSQL 18's extension_control_path), copied next to
             # the data dir because the server's system user cannot read a home folder.

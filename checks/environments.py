@@ -33,12 +33,23 @@ _SCALARS = {
     "lock_timeout": ((int, float), "a number of seconds"),
     "idle_in_transaction_timeout": ((int, float), "a number of seconds"),
     "staff_user": ((str,), "a staff user id (uuid) or email"),
+    "management_api_url": ((str,), "an http(s) URL, like \"https://api.supabase.com\""),
+    "http_timeout": ((int, float), "a number of seconds"),
+    "restore_target": ((bool,), "true or false"),
 }
-_TABLES = {"secrets", "thresholds"}
+_TABLES = {"secrets", "thresholds", "rehearsal"}
 _LISTS = {"accepted"}  # [[<env>.accepted]]: findings the team accepted, by key
 # Timeouts PostgreSQL keeps in milliseconds, where 0 means "no timeout at all"; at most INT_MAX ms.
 _SERVER_TIMEOUTS = {"statement_timeout", "lock_timeout", "idle_in_transaction_timeout"}
 _MAX_SERVER_TIMEOUT = 2_147_483.647
+# [<env>.rehearsal]: a simulated drill on an embedded production (checks/drill.py's Plan).
+REHEARSAL = {
+    "mode": ((str,), "pitr or dump"),
+    "workload_seconds": ((int, float), "a number of seconds"),
+    "after_incident_seconds": ((int, float), "a number of seconds"),
+    "restore_point": ((str,), "seconds relative to the incident (\"-2s\") or an ISO-8601 time"),
+    "incident": ((str,), "KIND[:STORE], e.g. \"mass-delete:bannos\""),
+}
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,11 @@ class Environment:
     lock_timeout: float = 5
     idle_in_transaction_timeout: float | None = None  # default: idle_timeout
     staff_user: str | None = None
+    management_api_url: str = "https://api.supabase.com"  # a proxy or a stand-in may serve it
+    http_timeout: float = 15  # seconds for one HTTP request to Supabase or a photo host
+    # A restored copy (a drill's or an incident's): checks for what a copy must not do run.
+    restore_target: bool = False
+    rehearsal: MappingProxyType | None = None  # a simulated drill (embedded production, then a real restore)
     secrets: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     thresholds: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
     accepted: tuple[Acceptance, ...] = ()
@@ -146,6 +162,10 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
                     fail(sub, f"unknown threshold '{sub}'; known: {', '.join(known_thresholds())}")
                 if key == "thresholds" and (isinstance(subvalue, bool) or not isinstance(subvalue, (int, float))):
                     fail(sub, f"thresholds.{sub} must be a number")
+                if key == "rehearsal" and sub not in REHEARSAL:
+                    fail(sub, f"unknown rehearsal setting '{sub}'; known: {', '.join(REHEARSAL)}")
+                if key == "rehearsal" and (isinstance(subvalue, bool) or not isinstance(subvalue, REHEARSAL[sub][0])):
+                    fail(sub, f"rehearsal.{sub} must be {REHEARSAL[sub][1]}")
             values[key] = MappingProxyType(dict(value))
         elif key in _LISTS:
             values[key] = _acceptances(value, lambda what: fail(key, what))
@@ -156,6 +176,8 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
             problem = _out_of_range(key, value)
             if problem:
                 fail(key, problem)
+            if key == "management_api_url" and not re.match(r"https?://[^/\s]+", value):
+                fail(key, f"{key} must be {expected}, not {value!r}")
             values[key] = value
         else:
             known = ", ".join(sorted([*_SCALARS, *_TABLES, *_LISTS]))
@@ -164,6 +186,10 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
         if values.get("read_only") is False:
             fail("read_only", "production is always read-only; remove read_only = false")
         values["read_only"] = True
+    if "rehearsal" in values:
+        if values.get("embedded") is False or values.get("read_only"):
+            fail("rehearsal", "a rehearsal drills on an embedded production it writes to: embedded = true, not read-only")
+        values["embedded"] = values["restore_target"] = True
     if not values.get("embedded") and "db_url" not in values.get("secrets", {}):
         fail(None, "needs secrets.db_url naming the variable with its database URL (or embedded = true)")
     return Environment(name=name, **values)

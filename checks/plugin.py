@@ -7,7 +7,8 @@ exit, after the report is written. xdist workers receive the resolved target and
 
 import json
 import os
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,13 +16,15 @@ import psycopg
 import pytest
 from _pytest.junitxml import xml_key
 
-from checks import options, summary
+from checks import options, restore_run, summary
 from checks.contract import thresholds as contract_thresholds
 from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
 from checks.data import Clock
 from checks.environments import Environment, load_dotenv_file, load_environments, read_only
 from checks.errors import SetupError, redact
 from checks.guards import stopped_by_guard
+from checks.http import HttpError
+from checks.platform import Platform, lint_params
 from checks.schema import require_ordak
 from checks.target import Target
 
@@ -43,6 +46,10 @@ class Run:
     # A drill's timeline: [{"event": "incident", "at": aware datetime, ...}], in order. The
     # drill fills it; the report, the JSON summary and the postmortem draft show it.
     timeline: list = field(default_factory=list)
+    platform: Platform | None = None  # the HTTP side of the environment (checks.platform)
+    management: dict | None = None  # the Management API's answers, read once by the controller
+    drill: object | None = None  # the rehearsed drill (checks.drill.Drill), cleaned up at the end
+    drill_record: dict | None = None  # its canaries, incident, restore point... (checks.drill.Result.record)
 
 
 RUN = pytest.StashKey[Run]()
@@ -72,6 +79,22 @@ def pytest_addoption(parser):
     group.addoption("--html", default=None, metavar="PATH",
                     help="the HTML report (default: reports/<env>-<UTC time>-<suffix>.html); the JSON "
                          "summary and postmortem draft go beside it, the history in its folder")
+    drill = parser.getgroup("ordak-drill", "Ordak drill: a restore, its RTO and RPO")
+    drill.addoption("--incident-at", default=None, metavar="ISO-8601",
+                    help="a real drill: when the incident happened (opens the timeline; RTO and data loss are "
+                         "measured from it)")
+    drill.addoption("--restore-started-at", default=None, metavar="ISO-8601",
+                    help="a real drill: when the restore was started (e.g. the dashboard's restore button)")
+    drill.addoption("--drill-mode", default=None, choices=["pitr", "dump"],
+                    help="--env=drill: restore by point-in-time recovery (default) or from a pg_dump (cold export)")
+    drill.addoption("--incident", default=None, metavar="KIND[:STORE]",
+                    help="--env=drill: mass-delete, drop-table or bad-migration, of one store's orders "
+                         "(default mass-delete:bannos)")
+    drill.addoption("--workload-seconds", default=None, type=float, metavar="N",
+                    help="--env=drill: seconds of production traffic before the incident")
+    drill.addoption("--recovery-target", default=None, metavar="TIME",
+                    help="--env=drill: the time the restore actually aims at, if not the restore point "
+                         "(rehearses a restore to the wrong time)")
 
 
 def _is_worker(config) -> bool:
@@ -86,6 +109,11 @@ def _environments_path(config) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "writes: writes to the database inside sandbox(); "
                                        "skipped on read-only environments")
+    for marker, meaning in (("restore_target", "runs only against a restored copy (env restore_target)"),
+                            ("drill_timeline", "runs only with a drill's timeline (--env=drill, or --incident-at)"),
+                            ("rehearsal", "runs only in a rehearsed drill (--env=drill)"),
+                            ("closes_timeline", "runs last: its verdict closes the drill's timeline")):
+        config.addinivalue_line("markers", f"{marker}: {meaning}")
     run = Run()
     config.stash[RUN] = run
     if _is_worker(config):
@@ -94,6 +122,7 @@ def pytest_configure(config):
         return
     started = datetime.now(timezone.utc)
     config.pluginmanager.register(RunSummary(run), "ordak-summary")
+    config.pluginmanager.register(restore_run.TimelineCloser(run, measured_facts), "ordak-timeline")
     try:
         _resolve(config, run)
         _ACCEPTED[:] = run.env.accepted
@@ -118,6 +147,12 @@ def _resolve(config, run: Run) -> None:
         raise SetupError(f"unknown environment '{name}'; known: {', '.join(environments)} "
                          f"(defined in {_environments_path(config).name})")
     run.env = env = environments[name]
+    restore_run.check_options(env, _drill_options(config), {
+        option: config.getoption(option.strip("-").replace("-", "_"))
+        for option in ("--incident-at", "--restore-started-at", "--compare-to")})
+    if env.rehearsal is not None:
+        restore_run.rehearse(run, _drill_options(config), _progress(config))
+        return
     if env.embedded:
         from checks.reference import DEFAULT_SCALE, ReferenceCluster
         run.cluster = ReferenceCluster.open("suite")
@@ -129,6 +164,8 @@ def _resolve(config, run: Run) -> None:
     run.target = Target(env, url)
     run.facts = {"server_version": run.target.scalar("show server_version"),
                  "user": run.target.scalar("select current_user"), "door": run.target.door}
+    # A real drill's timeline: the person's times, then the suite's first connection (just made).
+    run.timeline = restore_run.timeline_of(config.getoption("incident_at"), config.getoption("restore_started_at"))
     require_ordak(run.target)
     if config.getoption("persist_smoke") and env.read_only:
         raise SetupError(f"--persist-smoke writes a test order; environment '{env.name}' is read-only")
@@ -175,6 +212,11 @@ def pytest_configure_node(node):
     if run.cluster is not None:
         given["ordak_cluster"], given["ordak_template"] = str(run.cluster.home), run.template.name
         given["ordak_seeded_at"] = run.template.seeded_at.isoformat()
+    if _management(node.config) is not None:
+        given["ordak_management"] = json.dumps(run.management)
+    given["ordak_timeline"] = json.dumps(run.timeline, default=str)
+    if run.drill_record is not None:
+        given["ordak_drill"] = json.dumps(run.drill_record)
 
 
 def _receive(given: dict, run: Run) -> None:
@@ -184,7 +226,12 @@ def _receive(given: dict, run: Run) -> None:
     run.target = Target(run.env, given["ordak_url"])
     run.clock = Clock(datetime.fromisoformat(given["ordak_clock"]), given["ordak_restore_point"])
     if "ordak_compare_env" in given:
-        run.compare = Target(read_only(environments[given["ordak_compare_env"]]), given["ordak_compare_url"])
+        compared = environments.get(given["ordak_compare_env"]) or replace(run.env, name=given["ordak_compare_env"])
+        run.compare = Target(read_only(compared), given["ordak_compare_url"])
+    if "ordak_management" in given:
+        run.management = json.loads(given["ordak_management"])
+    run.timeline = restore_run.timeline_from_json(given["ordak_timeline"])
+    run.drill_record = json.loads(given["ordak_drill"]) if "ordak_drill" in given else None
     if "ordak_cluster" in given:
         from checks.reference import ReferenceCluster, Template
         run.cluster = ReferenceCluster.attach(given["ordak_cluster"])
@@ -208,8 +255,36 @@ def pytest_collection(session):
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):
-    if session.config.stash[RUN].error:
+    run = session.config.stash[RUN]
+    if run.error:
         session.exitstatus = EXIT_SETUP
+    elif run.timeline and not _is_worker(session.config):
+        restore_run.close_timeline(run.timeline)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Restore checks run only where they mean something; the HTTP cron check runs first."""
+    items[:], deselected = restore_run.select(config.stash[RUN], items)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+    _skip_platform_without_settings(config, items)
+
+
+def _drill_options(config) -> dict:
+    names = {"mode": "drill_mode", "incident": "incident", "workload_seconds": "workload_seconds",
+             "restore_point": "restore_point", "recovery_target": "recovery_target"}
+    return {key: config.getoption(option) for key, option in names.items()}
+
+
+def _progress(config):
+    """Prints one line now, through pytest's output capture (a drill's phases take a while)."""
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    return say
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -239,6 +314,10 @@ def pytest_unconfigure(config):
     for target in (run.target, run.compare):
         if target is not None:
             target.close()
+    if run.platform is not None:
+        run.platform.close()
+    if run.drill is not None:
+        run.drill.close()
     if run.cluster is not None and not _is_worker(config):
         run.cluster.drop(run.clone)
         run.cluster.close()
@@ -278,6 +357,18 @@ def deep_queue(pytestconfig) -> bool:
 
 
 @pytest.fixture(scope="session")
+def drill(pytestconfig) -> dict:
+    """The rehearsed drill's record (canaries, incident, restore point, what the restore read)."""
+    return pytestconfig.stash[RUN].drill_record
+
+
+@pytest.fixture(scope="session")
+def timeline(pytestconfig) -> list:
+    """The drill's timeline so far (incident, restore started, accepting connections)."""
+    return pytestconfig.stash[RUN].timeline
+
+
+@pytest.fixture(scope="session")
 def persist_smoke(pytestconfig) -> bool:
     return pytestconfig.getoption("persist_smoke")
 
@@ -287,6 +378,58 @@ def migrations_dir(pytestconfig) -> Path:
     """The migrations folder to compare with the database (--migrations-dir)."""
     from checks.reference import MIGRATIONS_DIR
     return Path(pytestconfig.getoption("migrations_dir") or MIGRATIONS_DIR)
+
+
+# -- the HTTP platform (checks.platform): tests of a part without settings skip, naming them
+def _platform(config) -> Platform:
+    run = config.stash[RUN]
+    if run.platform is None:
+        run.platform = Platform(run.env)
+    return run.platform
+
+
+def _management(config) -> dict | None:
+    """The Management API's answers: read once by the controller, handed to xdist workers,
+    so that every worker collects the same advisor lints. None without settings."""
+    run = config.stash[RUN]
+    if run.management is None and not _is_worker(config) and _platform(config).missing("management") is None:
+        run.management = _platform(config).management_answers()
+    return run.management
+
+
+def pytest_generate_tests(metafunc):
+    if "advisor_lint" in metafunc.fixturenames:  # one test id per security advisor lint
+        values, ids = lint_params(_management(metafunc.config))
+        metafunc.parametrize("advisor_lint", values, ids=ids)
+
+
+_PLATFORM_PARTS = {"management_answers": "management", "rest_platform": "rest", "photo_platform": "photos"}
+
+
+def _skip_platform_without_settings(config, items) -> None:
+    """Platform tests of a part the environment has no settings for skip, saying what to set
+    (a skip mark, so that the summary folds them into one line per reason)."""
+    for item in items:
+        for fixture, part in _PLATFORM_PARTS.items():
+            reason = fixture in getattr(item, "fixturenames", ()) and _platform(config).missing(part)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+                break
+
+
+@pytest.fixture(scope="session")
+def management_answers(pytestconfig) -> dict:
+    return _management(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def rest_platform(pytestconfig) -> Platform:
+    return _platform(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def photo_platform(pytestconfig) -> Platform:
+    return _platform(pytestconfig)
 
 
 # Facts a check measured (head versions, RPO...), kept with the test that measured them:
@@ -317,7 +460,11 @@ def pytest_runtest_call(item):
     _facts.clear()
     _verdicts.clear()
     try:
-        return (yield)
+        try:
+            return (yield)
+        except HttpError as exc:  # an API that did not answer as documented: its one line
+            failure = str(exc)
+        pytest.fail(failure, pytrace=False)  # raised outside the except: no chained traceback
     finally:
         item.user_properties.extend(_facts.items())
         item.user_properties.extend((VERDICT_PROPERTY, json.dumps(v, default=str)) for v in _verdicts)

@@ -125,6 +125,9 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
                  exit_status=exit_status, command=command, root=root,
                  server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user"),
                          "connection": run.facts.get("door")})
+    if run.drill_record:
+        from checks.restore_run import describe
+        data["environment"]["drill"] = describe(run.drill_record)
     return redacted(data, tuple(s for s in secrets if s != shown))
 
 

@@ -212,7 +212,7 @@ def test_comparison_finds_a_lost_day(ordak_clone):
     restored = ordak_clone(f"delete from public.orders_flourlane where (created_at at time zone 'UTC')::date = {day}",
                            copy_of=production)
     run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
-    assert_outcomes(run, {"test_matches_compared_env[flourlane]": ("staging lacks 19 order(s)", "flourlane-24151", "flourlane-24150-A")}, frozenset())
+    assert_outcomes(run, {"test_matches_compared_env[flourlane]": ("staging lacks", "flourlane-24151")}, frozenset())
 
 
 def test_identical_copies_compare_clean(ordak_clone):

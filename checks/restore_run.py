@@ -1,0 +1,145 @@
+"""How a run becomes a drill, for plugin.py: rehearse one (an environment with a `rehearsal`
+table, e.g. --env=drill), or measure a real one (--incident-at and --restore-started-at
+against the restored project); which restore checks a run selects; the timeline's close."""
+
+import json
+from datetime import datetime, timezone
+
+from checks.data import Clock
+from checks.environments import Environment
+from checks.errors import SetupError
+from checks.schema import require_ordak
+from checks.target import Target
+
+# Markers of tests/test_drill.py: what each restore check needs to mean something.
+NEEDS = {
+    "restore_target": lambda run: run.env is not None and run.env.restore_target,
+    "drill_timeline": lambda run: bool(run.timeline),
+    "rehearsal": lambda run: run.drill_record is not None,
+}
+FIRST, LAST = "restore_target", "closes_timeline"  # act on HTTP cron jobs first; the verdict closes the RTO
+AS_OF = "production@restore-point"
+
+
+DRILL_OPTIONS = {"mode": "--drill-mode", "incident": "--incident", "workload_seconds": "--workload-seconds",
+                 "recovery_target": "--recovery-target"}
+
+
+def check_options(env, drill: dict, real: dict) -> None:
+    """Rehearsal options need a rehearsal; a rehearsal times its own incident and restore."""
+    if env.rehearsal is None:
+        given = [DRILL_OPTIONS[k] for k in DRILL_OPTIONS if drill.get(k) is not None]
+        if given:
+            raise SetupError(f"{', '.join(given)}: only for a rehearsed drill (--env=drill); environment "
+                             f"'{env.name}' is not one")
+        return
+    given = [option for option, value in real.items() if value]
+    if given:
+        raise SetupError(f"{', '.join(given)}: a rehearsed drill times its own incident and restore and compares "
+                         f"with its own production; these are for a real one (--env=restore)")
+
+
+def rehearse(run, options: dict, progress) -> None:
+    """Runs the drill; the suite then verifies the restored cluster, compared with production
+    as of the restore point (a copy production's own server made then: see checks/drill.py)."""
+    from checks.drill import Drill, plan_from
+    env = run.env
+    run.drill = Drill(plan_from(env.rehearsal, env.scale, options), progress)
+    result = run.drill.run()
+    run.drill_record, run.timeline = result.record(), result.timeline
+    run.target = Target(env, result.target_url)
+    run.facts = {"server_version": run.target.scalar("show server_version"),
+                 "user": run.target.scalar("select current_user"), "door": run.target.door}
+    require_ordak(run.target)
+    run.clock = Clock(result.restore_point, True)
+    production = Environment(name=AS_OF, description="the drill's production as of the restore point", read_only=True)
+    run.compare = Target(production, result.compare_url)
+    progress(f"drill [{len(run.drill.steps)}/{len(run.drill.steps)}] suite: verifying the restored database, compared with {AS_OF} "
+             f"({result.restore_point:%H:%M:%S} UTC) ...")
+
+
+def describe(record: dict) -> str:
+    """One line on a rehearsed drill, for the report's environment table."""
+    incident = record["incident"]
+    target = "" if record["recovery_target"] == record["restore_point"] else \
+        f", recovery aimed at {record['recovery_target']}"
+    return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {incident['at']}; "
+            f"restore point {record['restore_point']}{target}; {len(record['canaries'])} canary orders")
+
+
+def timeline_of(incident_at: str | None, restore_started_at: str | None) -> list[dict]:
+    """A real drill's timeline from the times a person noted, closed (for now) by the suite's
+    first connection to the restored database, which has just succeeded."""
+    if restore_started_at and not incident_at:
+        raise SetupError("--restore-started-at needs --incident-at: the RTO is measured from the incident")
+    if not incident_at:
+        return []
+    now = datetime.now(timezone.utc)
+    incident = _moment(incident_at, "--incident-at")
+    timeline = [{"event": "incident", "at": incident}]
+    if restore_started_at:
+        started = _moment(restore_started_at, "--restore-started-at")
+        if started < incident:
+            raise SetupError(f"--restore-started-at {restore_started_at} is before --incident-at {incident_at}")
+        timeline.append({"event": "restore_started", "at": started})
+    if timeline[-1]["at"] > now:
+        raise SetupError(f"{'--restore-started-at' if restore_started_at else '--incident-at'} is in the future "
+                         f"({timeline[-1]['at']:%Y-%m-%d %H:%M:%S %Z}); give the time it happened")
+    timeline.append({"event": "restored_accepting_connections", "at": now, "measured": "the suite's first connection"})
+    return timeline
+
+
+def _moment(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise SetupError(f"{option} {text!r} is not an ISO-8601 time; e.g. 2026-11-20T14:30:00Z") from None
+    if moment.tzinfo is None:
+        raise SetupError(f"{option} {text!r} has no time zone; add one, e.g. {text}Z for UTC")
+    return moment
+
+
+def timeline_from_json(text: str) -> list[dict]:
+    return [{**e, "at": datetime.fromisoformat(e["at"])} for e in json.loads(text)]
+
+
+def select(run, items: list) -> tuple[list, list]:
+    """(kept, deselected): a restore check runs only where what it needs is there."""
+    kept, deselected = [], []
+    for item in items:
+        needs = [m.name for m in item.iter_markers() if m.name in NEEDS]
+        (kept if all(NEEDS[n](run) for n in needs) else deselected).append(item)
+    first = [i for i in kept if i.get_closest_marker(FIRST)]
+    last = [i for i in kept if i.get_closest_marker(LAST)]
+    return first + [i for i in kept if i not in first and i not in last] + last, deselected
+
+
+def close_timeline(timeline: list[dict]) -> None:
+    """The suite's verdict closes the timeline (when no RTO check recorded it)."""
+    if timeline and timeline[-1]["event"] != "verdict":
+        timeline.append({"event": "verdict", "at": datetime.now(timezone.utc)})
+
+
+class TimelineCloser:
+    """The RTO check runs last and measures up to its own verdict: that moment becomes the
+    timeline's `verdict` event in the controller (from the test report, through xdist too)."""
+
+    def __init__(self, run, measured_facts):
+        self.run, self.measured_facts = run, measured_facts
+
+    def pytest_terminal_summary(self, terminalreporter):
+        timeline = self.run.timeline
+        if timeline:
+            close_timeline(timeline)
+            terminalreporter.section("drill timeline")
+            start = timeline[0]["at"]
+            for event in timeline:
+                offset = (event["at"] - start).total_seconds()
+                terminalreporter.write_line(f"{event['at']:%Y-%m-%d %H:%M:%S.%f}"[:-3] + f" UTC  {offset:+10.1f} s  "
+                                            f"{event['event']}")
+
+    def pytest_runtest_logreport(self, report):
+        facts = dict(self.measured_facts(report))
+        if report.when == "call" and "verdict_at" in facts and self.run.timeline:
+            if self.run.timeline[-1]["event"] != "verdict":
+                self.run.timeline.append({"event": "verdict", "at": datetime.fromisoformat(facts["verdict_at"])})

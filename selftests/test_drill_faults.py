@@ -1,0 +1,313 @@
+"""The drill, proven: healthy it passes end to end; each way a restore goes wrong is caught,
+named, and leaves its sources and no throwaway cluster behind.
+
+Drills here are small (300 orders per store, seconds of traffic). Some run as a user would
+(`pytest --env=drill` in a subprocess, with an environments file of their own); faults that
+strike between two phases drive checks.drill.Drill phase by phase, in this process.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+
+import psycopg
+import pytest
+
+from checks import pitr, recovery
+from checks.drill import Drill, Plan
+from checks.embedded import data_root
+from checks.environments import Environment
+from checks.errors import SetupError
+from checks.target import Target
+from selftests.harness import ROOT, assert_outcomes, run_suite
+
+SCALE = 300
+ENVIRONMENTS = f"""
+[drill]
+description = "a small rehearsal"
+scale = {SCALE}
+[drill.rehearsal]
+workload_seconds = 3
+after_incident_seconds = 1
+restore_point = "-1.5s"
+incident = "mass-delete:bannos"
+"""
+DRILL_TESTS = ["tests/test_drill.py", "tests/test_store_data.py"]
+HTTP_JOB = ("select cron.schedule('push-stock-http', '*/5 * * * *', $$select net.http_post("
+            "url := 'https://bannos.myshopify.com/admin/api/2024-10/graphql.json')$$)")
+
+
+@pytest.fixture
+def environments(tmp_path):
+    path = tmp_path / "environments.toml"
+    path.write_text(ENVIRONMENTS)
+    return path
+
+
+def drill_run(environments, tmp_path, *args):
+    return run_suite("--env=drill", f"--environments={environments}", *args, env={"ORDAK_DATA_DIR": str(data_root())},
+                     workdir=tmp_path / f"run{len(list(tmp_path.glob('run*')))}")
+
+
+def dead_leftovers() -> list[str]:
+    """Drill folders whose process has ended: a drill must remove its own."""
+    dead = []
+    for folder in data_root().glob("drill-*-*"):
+        try:
+            os.kill(int(folder.name.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            dead.append(folder.name)
+    return dead
+
+
+@pytest.fixture
+def drill():
+    """Factory for an in-process drill, always cleaned up."""
+    made = []
+
+    def make(**plan) -> Drill:
+        made.append(Drill(Plan(scale=SCALE, workload_seconds=3, restore_point="-1.5s", **plan), progress=lambda _: None))
+        return made[-1]
+
+    yield make
+    for d in made:
+        d.close()
+
+
+def until_incident(drill: Drill) -> None:
+    for name, work in (("production", drill.production), ("base backup", drill.base_backup),
+                       ("workload", drill.workload), ("incident", drill.incident)):
+        drill.phase(name, work)
+
+
+# -- healthy ------------------------------------------------------------------------------
+def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(environments, tmp_path):
+    run = drill_run(environments, tmp_path)
+    assert run.exit_code == 0, run.output
+    assert not run.failed() and not run.with_status("skipped"), run.output
+    for phase in ("[1/6] production", "[2/6] base backup", "[3/6] workload", "[4/6] incident", "[5/6] restore",
+                  "[6/6] suite"):
+        assert f"drill {phase}" in run.output
+    assert "test_rto_within_objective: incident_to_restore_started_seconds=" in run.output
+    assert "test_data_loss_within_objective[bannos]: data_loss_seconds=" in run.output
+    assert {"test_canaries[bannos]", "test_matches_compared_env[bannos]", "test_no_http_cron_jobs",
+            "test_restore_source_untouched"} <= run.with_status("passed")
+    assert dead_leftovers() == []
+
+
+# -- faults ---------------------------------------------------------------------------------
+def test_missing_wal_segment_stops_the_restore_naming_the_gap(drill, monkeypatch):
+    # WAL shipped every second, as Supabase ships it every two minutes: segments to lose one of
+    real = pitr.archiving
+    monkeypatch.setattr(pitr, "archiving", lambda archive: {**real(archive), "archive_timeout": "'1s'"})
+    d = drill()
+    until_incident(d)
+    backup_wal = {p.name for p in (d.backup / "pg_wal").iterdir() if pitr.SEGMENT.match(p.name)}
+    needed = sorted(p.name for p in d.archive.iterdir() if pitr.SEGMENT.match(p.name) and p.name > max(backup_wal))
+    assert len(needed) >= 3, needed
+    gone = needed[0]
+    (d.archive / gone).unlink()
+    archive_before, backup_before = pitr.manifest(d.archive), pitr.manifest(d.backup)
+    with pytest.raises(SetupError) as failure:
+        d.phase("restore", d.restore)
+    message = str(failure.value)
+    assert message.startswith("the drill stopped at phase [5/6] 'restore': ")
+    assert f"WAL segment {gone} is missing from the archive" in message
+    assert "\n" not in message
+    # the failed restore left its sources as they were, and production answers
+    assert pitr.manifest(d.archive) == archive_before and pitr.manifest(d.backup) == backup_before
+    with psycopg.connect(d.production_url) as conn:
+        assert conn.execute("select count(*) from public.orders_flourlane").fetchone()[0] > SCALE
+
+
+def test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file(drill, monkeypatch):
+    d = drill()
+    d.phase("production", d.production)
+    with psycopg.connect(d.production_url) as conn:
+        relation = conn.execute("select pg_relation_filepath('public.orders_bannos')").fetchone()[0]
+    real = pitr.base_backup
+
+    def corrupting(server, dest):
+        real(server, dest)
+        path = dest / relation
+        data = bytearray(path.read_bytes())
+        data[100:108] = b"CORRUPT!"
+        path.write_bytes(bytes(data))
+
+    monkeypatch.setattr(pitr, "base_backup", corrupting)
+    with pytest.raises(SetupError) as failure:
+        d.phase("base backup", d.base_backup)
+    message = str(failure.value)
+    assert message.startswith("the drill stopped at phase [2/6] 'base backup': pg_verifybackup rejects")
+    assert relation in message
+
+
+def test_restore_point_after_the_incident_names_the_lost_orders(environments, tmp_path):
+    run = drill_run(environments, tmp_path, "--restore-point=+0.5s", *DRILL_TESTS)
+    # production as of that restore point lost them too: only the canaries can tell
+    assert_outcomes(run, {"test_canaries[bannos]": ("before the restore point", "and missing", "bannos-9000001")})
+    assert "bannos-9000002: committed" in run.outcome("test_canaries[bannos]").message
+
+
+@pytest.mark.parametrize("restore_point, recovery_target, seen", [
+    ("-1s", "-2.5s", "before the restore point (.*), and missing"),  # too early: canaries missing
+    ("-2.5s", "-1s", "after the restore point (.*), and present"),  # too late: canaries that must not be there
+])
+def test_restore_to_the_wrong_time_is_caught_by_the_canaries(environments, tmp_path, restore_point,
+                                                             recovery_target, seen):
+    run = drill_run(environments, tmp_path, f"--restore-point={restore_point}",
+                    f"--recovery-target={recovery_target}", *DRILL_TESTS)
+    canaries = {f"test_canaries[{store}]": (f"{store}-900",) for store in ("bannos", "flourlane")}
+    if "missing" in seen:  # orders created before the restore point are missing: the comparison sees them too
+        canaries.update({f"test_matches_compared_env[{store}]": ("drill lacks",) for store in ("bannos", "flourlane")})
+    assert_outcomes(run, canaries)
+    for store in ("bannos", "flourlane"):
+        assert re.search(seen, run.outcome(f"test_canaries[{store}]").message), run.output
+
+
+def test_a_restore_that_writes_to_its_sources_is_caught(drill, monkeypatch):
+    d = drill()
+    until_incident(d)
+    real = pitr.recover
+
+    def writing(backup, archive, dest, target, extension_dir):
+        server = real(backup, archive, dest, target, extension_dir)
+        segment = sorted(p for p in archive.iterdir() if pitr.SEGMENT.match(p.name))[0]
+        os.utime(segment)  # as an archive_command left on in the copy would rewrite it
+        with open(backup / "postgresql.auto.conf", "a") as conf:
+            conf.write("# touched\n")
+        touched.extend([segment.name, "postgresql.auto.conf"])
+        return server
+
+    touched: list[str] = []
+    monkeypatch.setattr(pitr, "recover", writing)
+    d.phase("restore", d.restore)
+    verdict = recovery.source_untouched(d.source)
+    assert [v["object"] for v in verdict.violations] == [f"base backup: {touched[1]}", f"WAL archive: {touched[0]}"]
+    assert "changed during the restore" in verdict.message()
+
+
+def test_active_http_cron_job_on_the_restored_database_is_named(drill):
+    d = drill()
+    d.phase("production", d.production)
+    with psycopg.connect(d.production_url, autocommit=True) as conn:
+        conn.execute(HTTP_JOB)
+        conn.execute("create function public.push_stock() returns void language sql as "
+                     "$$ select 1 /* net.http_post(url := 'https://x.supabase.co/functions/v1/push') */ $$")
+        conn.execute("select cron.schedule('push-stock-edge', '*/10 * * * *', 'select public.push_stock()')")
+        conn.execute("select cron.schedule('quiet-http', '0 0 * * *', 'select net.http_get(''https://example.org'')')")
+        conn.execute("update cron.job set active = false where jobname = 'quiet-http'")
+    d.phase("base backup", d.base_backup)
+    d.phase("workload", d.workload)
+    d.phase("incident", d.incident)
+    d.phase("restore", d.restore)
+    restored = Target(Environment(name="restore", restore_target=True), d.restored_url)
+    verdict = recovery.http_cron_jobs(restored)
+    named = {v["object"].split(" (")[0]: v["problem"] for v in verdict.violations}
+    assert set(named) == {"cron job push-stock-http", "cron job push-stock-edge"}, verdict.message()
+    assert "calls net.http_post" in named["cron job push-stock-http"]
+    assert "calls public.push_stock, which makes HTTP calls" in named["cron job push-stock-edge"]
+    restored.close()
+
+
+def test_http_cron_job_is_the_first_finding_of_a_restore_run(ordak_clone):
+    clone = ordak_clone(HTTP_JOB)
+    run = clone.run_suite("tests/test_drill.py", "tests/test_schema.py", env_name="restore")
+    assert_outcomes(run, {"test_no_http_cron_jobs": ("push-stock-http", "net.http_post", "cron.alter_job")})
+    assert list(run.outcomes)[0].endswith("::test_no_http_cron_jobs"), list(run.outcomes)[:3]  # run order
+
+
+# -- failure, cleanup, a real drill's timeline ------------------------------------------
+def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(environments, tmp_path):
+    run = drill_run(environments, tmp_path, "--restore-point=-60s", "tests/test_drill.py")
+    assert run.exit_code == 4, run.output
+    error = [line for line in run.output.splitlines() if line.startswith("ERROR: ")]
+    assert len(error) == 1 and "is before the base backup (started " in error[0], run.output
+    assert error[0].startswith("ERROR: the drill stopped at phase [5/6] 'restore': the recovery target "), run.output
+    assert "Traceback" not in run.output and run.report is not None
+    assert "Run aborted" in run.report.read_text()
+    assert dead_leftovers() == []
+
+
+def test_ctrl_c_during_the_drill_leaves_nothing_behind(environments, tmp_path):
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--env=drill",
+               f"--environments={environments}", "--workload-seconds=30", f"--junitxml={tmp_path / 'j.xml'}",
+               "tests/test_drill.py"]
+    clean = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, "ORDAK_DATA_DIR": str(data_root())}
+    process = subprocess.Popen(command, cwd=ROOT, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "drill [3/6] workload ..." in line:
+            break
+    time.sleep(1)
+    folder = data_root() / f"drill-run-{process.pid}"
+    assert folder.exists(), "".join(seen)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert not folder.exists()
+    assert not (data_root() / f"drill-private-{process.pid}").exists()  # when another drill held the shared one
+
+
+def test_real_drill_timeline_measures_rto_and_data_loss(ordak_clone):
+    clone = ordak_clone("delete from public.orders_bannos where created_at > now() - interval '30 hours'")
+    now = datetime.now(timezone.utc)
+    run = clone.run_suite("tests/test_drill.py", "--restore-point=" + (now - timedelta(minutes=20)).isoformat(),
+                          "--incident-at=" + (now - timedelta(hours=5)).isoformat(),
+                          "--restore-started-at=" + (now - timedelta(hours=4, minutes=30)).isoformat(),
+                          env_name="restore")
+    assert_outcomes(run, {
+        "test_rto_within_objective": ("exceeds the objective of 4 h", "incident_to_restore_started 0.50 h"),
+        "test_data_loss_within_objective[bannos]": ("exceeds the RPO objective of 24 h",),
+    })
+    assert "test_data_loss_within_objective[flourlane]: data_loss_seconds=" in run.output
+
+
+def test_real_drill_within_objectives_passes(ordak_clone):
+    now = datetime.now(timezone.utc)
+    run = ordak_clone().run_suite("tests/test_drill.py", "--incident-at=" + (now - timedelta(hours=1)).isoformat(),
+                                  "--restore-started-at=" + (now - timedelta(minutes=40)).isoformat(),
+                                  env_name="restore")
+    assert run.exit_code == 0, run.output
+    assert run.with_status("passed") == {"test_no_http_cron_jobs", "test_data_loss_within_objective[bannos]",
+                                         "test_data_loss_within_objective[flourlane]", "test_rto_within_objective"}
+    assert "rto_hours=1.0" in run.output
+
+
+def test_timeline_options_are_checked(ordak_clone):
+    run = ordak_clone().run_suite("tests/test_drill.py", "--incident-at=yesterday", env_name="restore")
+    assert run.exit_code == 4 and "ERROR: --incident-at 'yesterday' is not an ISO-8601 time" in run.output
+
+
+def test_dump_mode_losses_are_findings_not_crashes(environments, tmp_path):
+    """What a logical restore into a fresh project loses shows up as findings of the checks."""
+    run = drill_run(environments, tmp_path, "--drill-mode=dump", "tests/test_schema.py", "tests/test_migrations.py",
+                    "tests/test_security.py", "tests/test_drill.py")
+    assert run.exit_code == 1 and not run.with_status("error"), run.output
+    for phase in ("[1/5] production", "[2/5] workload", "[3/5] incident", "[4/5] restore", "[5/5] suite"):
+        assert f"drill {phase}" in run.output
+    lost = {"test_realtime_table[orders_bannos]": "not in",  # publication membership
+            "test_cron_job[order-monitor]": "",  # cron jobs
+            "test_migration_files_applied": "",  # schema_migrations rows
+            "test_anon_cannot_execute_definer_functions": "anon may execute"}  # grants: default privileges
+    for test, fragment in lost.items():
+        assert run.outcome(test).status == "failed" and fragment in run.outcome(test).message, run.output
+    assert {"test_canaries[bannos]", "test_canaries[flourlane]", "test_restore_source_untouched",
+            "test_rto_within_objective"} <= run.with_status("passed")
+
+
+@pytest.mark.parametrize("args, error", [
+    (["--env=drill", "--incident=meteor"], "--incident=meteor: expected KIND[:STORE] with KIND one of mass-delete"),
+    (["--env=drill", "--restore-point=soon"], "--restore-point=soon: expected seconds relative to the incident"),
+    (["--env=drill", "--compare-to=production"], "--compare-to: a rehearsed drill times its own incident"),
+    (["--drill-mode=dump"], "--drill-mode: only for a rehearsed drill (--env=drill); environment 'local' is not one"),
+])
+def test_bad_drill_options_get_one_line_before_anything_runs(tmp_path, args, error):
+    run = run_suite(*args, "tests/test_drill.py", env={"ORDAK_DATA_DIR": str(data_root())}, workdir=tmp_path)
+    assert run.exit_code == 4, run.output
+    assert f"ERROR: {error}" in run.output and "Traceback" not in run.output
+    assert "drill [1/" not in run.output
