@@ -17,12 +17,18 @@ where (o.stage <> 'Complete' or 'Packing' = any(c.stages))
       > :cutoff::timestamptz + interval '5 minutes';
 select o.id from public.orders_:store o
 where o.assignee_id is not null and not exists (select from public.staff_shared s where s.user_id = o.assignee_id);
-select o.id, s.label from public.orders_:store o
+select id from public.orders_:store o
 left join (select order_id, array_agg(stage) as stages from public.stage_events
-           where store = :'store' and event_type = 'complete' group by order_id) c on c.order_id = o.id,
-     unnest(enum_range(null::public.stage_type)) s (label)
-where s.label < o.stage and (o.stage <> 'Complete' or 'Packing' = any(c.stages))
-  and not s.label::text = any(coalesce(c.stages, '{}'));
-select shopify_order_id, shopify_order_gid, array_agg(id) from public.orders_:store
-group by grouping sets ((shopify_order_id), (shopify_order_gid))
-having count(*) > 1 and not bool_and(id ~ '^[a-z]+-[0-9]+-[A-Z0-9]+$');
+           where store = :'store' and event_type = 'complete' group by order_id) c on c.order_id = o.id
+where (o.stage <> 'Complete' or 'Packing' = any(c.stages))
+  and (o.stage > 'Filling' and not 'Filling' = any(coalesce(c.stages, '{}'))
+       or o.stage > 'Covering' and not 'Covering' = any(coalesce(c.stages, '{}'))
+       or o.stage > 'Decorating' and not 'Decorating' = any(coalesce(c.stages, '{}'))
+       or o.stage > 'Packing' and not 'Packing' = any(coalesce(c.stages, '{}')));
+select g.ids from (select coalesce(shopify_order_id::text, shopify_order_gid) as value, array_agg(id) as ids
+                   from public.orders_:store group by grouping sets ((shopify_order_id), (shopify_order_gid))
+                   having count(*) > 1) g
+where g.value is not null and not (select bool_and(i ~ '^[a-z]+-[0-9]+-[A-Z0-9]+$')
+                                          and count(distinct substring(i from '^([a-z]+-[0-9]+)-')) = 1
+                                          and count(distinct upper(substring(i from '-([A-Za-z0-9]+)$'))) = count(*)
+                                   from unnest(g.ids) i);
