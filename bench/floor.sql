@@ -68,7 +68,6 @@ select id from storage.buckets where public;
 \echo module:migrations
 select version, name, statements from supabase_migrations.schema_migrations order by version;
 
-\echo module:store_data
 \set store bannos
 \ir floor_store.sql
 \set store flourlane

@@ -1,7 +1,9 @@
 -- The store data questions for one store (:store), included twice by floor.sql.
+\echo module:store_data
 select stage, count(*) from public.orders_:store group by stage;
 select max(created_at) from public.orders_:store;
 select id from public.orders_:store where created_at > :cutoff::timestamptz + interval '5 minutes';
+\echo module:integrity
 -- the stage trail of orders in production and of orders packed through complete_packing
 select o.id from public.orders_:store o
 left join (select order_id, array_agg(stage) as stages from public.stage_events
