@@ -46,6 +46,14 @@ class SuiteRun:
         return {key.split("::", 1)[1] for key, o in self.outcomes.items() if o.status == status}
 
 
+def without_http(run: SuiteRun) -> frozenset[str]:
+    """The platform checks of a run: with no HTTP settings (or variables) in its environment,
+    each of them skips (selftests/test_platform_faults.py runs them against a Supabase stand-in)."""
+    platform = {key for key in run.outcomes if key.startswith("test_platform::")}
+    assert platform and all(run.outcomes[key].status == "skipped" for key in platform), run.output
+    return frozenset(key.split("::", 1)[1] for key in platform)
+
+
 def assert_outcomes(run: SuiteRun, fails: dict[str, tuple[str, ...]], skips=frozenset()) -> None:
     """Exactly these tests failed, each message holding its fragments; exactly these skipped;
     nothing errored."""

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
+from markupsafe import escape
 
 from checks import pitr, recovery
 from checks.drill import Drill, Plan
@@ -23,7 +24,7 @@ from checks.embedded import data_root
 from checks.environments import Environment
 from checks.errors import SetupError
 from checks.target import Target
-from selftests.harness import ROOT, assert_outcomes, run_suite
+from selftests.harness import ROOT, assert_outcomes, run_suite, without_http
 
 SCALE = 300
 ENVIRONMENTS = f"""
@@ -88,7 +89,7 @@ def until_incident(drill: Drill) -> None:
 def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(environments, tmp_path):
     run = drill_run(environments, tmp_path)
     assert run.exit_code == 0, run.output
-    assert not run.failed() and not run.with_status("skipped"), run.output
+    assert not run.failed() and run.with_status("skipped") == without_http(run), run.output
     for phase in ("[1/6] production", "[2/6] base backup", "[3/6] workload", "[4/6] incident", "[5/6] restore",
                   "[6/6] suite"):
         assert f"drill {phase}" in run.output
@@ -229,7 +230,7 @@ def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(envir
     assert len(error) == 1 and "is before the base backup (started " in error[0], run.output
     assert error[0].startswith("ERROR: the drill stopped at phase [5/6] 'restore': the recovery target "), run.output
     assert "Traceback" not in run.output and run.report is not None
-    assert "Run aborted" in run.report.read_text()
+    assert str(escape(error[0].removeprefix("ERROR: "))) in run.report.read_text(), "the reason, on the report"
     assert dead_leftovers() == []
 
 

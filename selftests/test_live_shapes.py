@@ -11,7 +11,7 @@ team that decides the runbook is stale changes those lines of the contract and i
 
 import shutil
 
-from selftests.harness import ROOT, assert_outcomes, rpc_definition
+from selftests.harness import ROOT, assert_outcomes, rpc_definition, without_http
 
 PRINT = rpc_definition("print_barcode")
 LIVE = "\n;\n".join([
@@ -49,7 +49,7 @@ NO_COMPARE = frozenset({"test_matches_compared_env[bannos]", "test_matches_compa
 
 def test_live_ordak_fails_only_on_the_runbook_findings(ordak_clone):
     run = ordak_clone(LIVE).run_suite("tests", hypothesis=True)
-    assert_outcomes(run, FINDINGS, MISSING | NO_COMPARE)
+    assert_outcomes(run, FINDINGS, MISSING | NO_COMPARE | without_http(run))
     assert "steps_skipped=start Packing (public.start_packing is missing: see test_rpc[start_packing])" in run.output
 
 
@@ -61,4 +61,4 @@ def test_a_team_that_decides_the_runbook_is_stale_changes_the_contract_only(orda
     assert text.count("holds = true") == 4
     contract.write_text(text.replace("holds = true", "holds = false"))
     run = ordak_clone(LIVE).run_suite("tests", hypothesis=True, root=copy)
-    assert_outcomes(run, {}, NO_COMPARE)
+    assert_outcomes(run, {}, NO_COMPARE | without_http(run))

@@ -137,12 +137,14 @@ def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
 
 # -- a failing run -----------------------------------------------------------------------------
 BREAK = ("alter table public.work_queue disable row level security;"
-         "alter table public.orders_bannos drop constraint orders_bannos_shopify_order_id_key;"
-         "update public.orders_bannos set shopify_order_id = 5200000000001 where id = 'bannos-18002';"
-         # 60 orders lose their Covering 'complete' events: more rows than fit on a screen.
+         # The same Shopify order ingested twice: an unsuffixed row beside its split siblings.
+         "insert into public.orders_bannos (id, shopify_order_id, shopify_order_gid, shopify_order_number, stage)"
+         " select 'bannos-18017', shopify_order_id, shopify_order_gid, shopify_order_number, 'Filling'"
+         " from public.orders_bannos where id = 'bannos-18017-A';"
+         # 60 packed orders lose their Covering 'complete' events: more rows than fit on a screen.
          "delete from public.stage_events where store = 'flourlane' and stage = 'Covering' and event_type = 'complete'"
          " and order_id in (select order_id from public.stage_events where store = 'flourlane'"
-         " and stage = 'Covering' and event_type = 'complete' order by order_id limit 60)")
+         " and stage = 'Packing' and event_type = 'complete' order by order_id limit 60)")
 
 
 def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ordak_clone):
@@ -150,7 +152,7 @@ def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ordak_
     assert run.exit_code == 1, run.output
     paths = files_of(run)
     summary = well_formed(paths)
-    failing = {"test_rls_enabled", "test_shopify_ids_unique[bannos]", "test_stage_events_present[flourlane]"}
+    failing = {"test_rls_enabled", "test_no_shopify_duplicates[bannos]", "test_stage_events_present[flourlane]"}
     assert run.failed() == failing, run.output
     assert summary["verdict"] == "failed" and summary["failed_areas"] == ["security", "data"]
     total = junit_counts(paths)["tests"]
@@ -365,7 +367,7 @@ def test_env_that_is_a_path_is_refused_and_writes_nothing_outside_reports():
         (run, paths), = runs
         assert run.returncode == 4
         errors = [line for line in run.stdout.splitlines() if line.startswith("ERROR:")]
-        assert errors == ["ERROR: unknown environment '../x'; known: local, staging, production, restore "
+        assert errors == ["ERROR: unknown environment '../x'; known: local, staging, production, restore, drill "
                           "(defined in environments.toml)"], run.stdout
         assert paths.html.parent == ROOT / "reports" and paths.html.name.startswith("unknown-")
         assert not list(ROOT.parent.glob("x-*")), "a report was written outside reports/"
@@ -486,7 +488,7 @@ def test_every_kind_of_outcome_renders(tmp_path):
     results.add("tests/test_security.py::test_rls_enabled", "call", "passed", 0.1, "", [verdict(
         "rls_enabled", "ok", accepted=[{"key": "rls_enabled:public.staff_notes", "object": "public.staff_notes",
                                         "problem": "row level security is off", "reason": "read by the kiosk only",
-                                        "expires": "2027-01-31"}])])
+                                        "until": "2027-01-31"}])])
     results.add("tests/test_security.py::test_no_write_grants_to_api_roles", "call", "failed", 0.1, "1 violation", [
         verdict("no_write_grants", "failed", [{"key": "k", "object": "public.orders_bannos",
                                               "problem": "anon may INSERT", "grantor": "postgres"}])])
