@@ -49,8 +49,10 @@ SHOPIFY_DUPLICATES = Check("shopify_duplicates", "rows sharing a Shopify order i
 # SYSTEM.md: the stage trail is required of orders still in production and of Complete orders
 # that went through complete_packing (their Packing 'complete' event says so). Point-of-sale
 # orders (born Complete), cancelled orders and Admin-completed ones reach Complete without it.
-_TRAIL_REQUIRED = ("(o.stage <> 'Complete' or exists (select from public.stage_events p where p.store = %(store)s "
-                   "and p.order_id = o.id and p.stage = 'Packing' and p.event_type = 'complete'))")
+# One pass over the store's stage events: the stages each order has a 'complete' event for.
+_COMPLETED = ("(select order_id, array_agg(stage) as stages from public.stage_events "
+              " where store = %(store)s and event_type = 'complete' group by order_id)")
+_TRAIL_REQUIRED = "(o.stage <> 'Complete' or 'Packing' = any(c.stages))"
 
 
 def _table(store: str) -> sql.Composable:
@@ -108,32 +110,33 @@ def nothing_after(target: Target, store: str, clock: Clock, thresholds: dict):
 
 
 def stage_timestamps(target: Target, store: str, clock: Clock, thresholds: dict):
+    """One pass over the store and one over its stage events: every rule is a CASE yielding
+    its problem or null, and only orders with a problem come back."""
     blocker = catalog.missing_table(target, orders_table(store), "stage_events")
     if blocker:
         return STAGE_TIMESTAMPS.blocked(store, blocker)
-    """One pass over the store: every rule is a CASE yielding the problem, or null."""
     cutoff = clock.at + timedelta(minutes=thresholds["clock_skew_minutes"])
     rules = []
-    for rank, stage in enumerate(stages()[:-1]):  # Complete has no timestamps of its own
+    for stage in stages()[:-1]:  # Complete has no timestamps of its own
         start, done = stage_columns(stage)
-        rules.append(sql.SQL("case when trail and rank > {} and {} is null then {} end").format(
-            sql.Literal(rank), sql.Identifier(done), sql.Literal(f"past {stage} but {done} is null")))
+        rules.append(sql.SQL("case when {} is null and o.stage > {} and {} then {} end").format(
+            sql.Identifier(done), sql.Literal(stage), sql.SQL(_TRAIL_REQUIRED),
+            sql.Literal(f"past {stage} but {done} is null")))
         rules.append(sql.SQL("case when {} < {} then {} end").format(
             sql.Identifier(done), sql.Identifier(start), sql.Literal(f"{done} is before {start}")))
         for column in (start, done):
             rules.append(sql.SQL("case when {} > %(cutoff)s then {} end").format(
                 sql.Identifier(column), sql.Literal(f"{column} is after the {clock.label}")))
-    query = sql.SQL(
-        "select id, stage::text as stage, problem, count(*) over () as total from ("
-        " select id, stage, unnest(array[{rules}]) as problem from ("
-        "  select o.*, array_position(enum_range(null::public.stage_type), o.stage) - 1 as rank, "
-        "         {trail} as trail from {table} o) o"
-        ") x where problem is not null order by id limit %(shown)s"
-    ).format(rules=sql.SQL(", ").join(rules), table=_table(store), trail=sql.SQL(_TRAIL_REQUIRED))
-    rows = target.query(query, {"cutoff": cutoff, "shown": SHOWN, "store": store})
-    return STAGE_TIMESTAMPS.verdict(store, _capped([{"object": r["id"], "problem": f"{r['stage']}: {r['problem']}"}
-                                                    for r in rows], rows, store),
-                                    **({"problems": rows[0]["total"]} if rows else {}))
+    rows = target.query(sql.SQL(
+        "select id, stage, problems, count(*) over () as total from ("
+        " select o.id, o.stage::text as stage, array_remove(array[{rules}], null) as problems "
+        " from {table} o left join {completed} c on c.order_id = o.id) x "
+        "where problems <> '{{}}' order by id limit %(shown)s").format(
+        rules=sql.SQL(", ").join(rules), table=_table(store), completed=sql.SQL(_COMPLETED)),
+        {"cutoff": cutoff, "shown": SHOWN, "store": store})
+    return STAGE_TIMESTAMPS.verdict(store, _capped([{"object": r["id"], "problem": f"{r['stage']}: {problem}"}
+                                                    for r in rows for problem in r["problems"]], rows, store),
+                                    **({"orders_with_problems": rows[0]["total"]} if rows else {}))
 
 
 def _capped(violations: list[dict], rows: list[dict], store: str) -> list[dict]:
@@ -141,7 +144,7 @@ def _capped(violations: list[dict], rows: list[dict], store: str) -> list[dict]:
     missing = rows[0]["total"] - len(rows) if rows else 0
     if missing > 0:
         violations.append({"object": f"public.{orders_table(store)}",
-                           "problem": f"{missing} more like these, not listed (the first {len(rows)} are)"})
+                           "problem": f"{missing} more orders like these, not listed (the first {len(rows)} are)"})
     return violations
 
 
@@ -159,22 +162,24 @@ def assignees_exist(target: Target, store: str):
 
 
 def stage_events_present(target: Target, store: str):
+    """One pass over the store and one over its 'complete' events, joined by hash; only
+    orders missing an event come back, with the stages they lack."""
     blocker = catalog.missing_table(target, orders_table(store), "stage_events")
     if blocker:
         return STAGE_EVENTS.blocked(store, blocker)
+    lacks = [sql.SQL("case when o.stage > {s} and not {s} = any(coalesce(c.stages, '{{}}')) then {s} end").format(
+        s=sql.Literal(stage)) for stage in stages()[:-1]]
     rows = target.query(sql.SQL(
-        "with completed as ("
-        " select o.id, s.label::text as stage from {} o, "
-        "  unnest(enum_range(null::public.stage_type)) with ordinality as s (label, n) "
-        " where s.n < array_position(enum_range(null::public.stage_type), o.stage) and {trail}) "
-        "select c.id, c.stage, count(*) over () as total from completed c where not exists ("
-        " select from public.stage_events e where e.store = %(store)s and e.order_id = c.id "
-        "  and e.stage = c.stage and e.event_type = 'complete') "
-        "order by c.id, c.stage limit %(shown)s").format(_table(store), trail=sql.SQL(_TRAIL_REQUIRED)),
-        {"store": store, "shown": SHOWN})
+        "select id, missing, count(*) over () as total from ("
+        " select o.id, array_remove(array[{lacks}], null) as missing "
+        " from {table} o left join {completed} c on c.order_id = o.id where {trail}) x "
+        "where missing <> '{{}}' order by id limit %(shown)s").format(
+        lacks=sql.SQL(", ").join(lacks), table=_table(store), completed=sql.SQL(_COMPLETED),
+        trail=sql.SQL(_TRAIL_REQUIRED)), {"store": store, "shown": SHOWN})
     return STAGE_EVENTS.verdict(store, _capped([
-        {"object": r["id"], "problem": f"completed {r['stage']} but stage_events has no 'complete' event for it"}
-        for r in rows], rows, store), **({"missing_events": rows[0]["total"]} if rows else {}))
+        {"object": r["id"], "problem": f"completed {stage} but stage_events has no 'complete' event for it"}
+        for r in rows for stage in r["missing"]], rows, store),
+        **({"orders_missing_events": rows[0]["total"]} if rows else {}))
 
 
 # A split sibling's id: <store>-<number>-<suffix>, the suffix a letter, or a number past J.
@@ -182,24 +187,27 @@ _SIBLING = r"^[a-z]+-[0-9]+-[A-Z0-9]+$"
 
 
 def shopify_duplicates(target: Target, store: str):
+    """Rows that share a Shopify id must be distinct siblings of one split (SYSTEM.md): all
+    suffixed, all of one order number, no suffix twice. Anything else is a duplicate. One pass:
+    both ids are grouped at once (grouping sets)."""
     blocker = catalog.missing_table(target, orders_table(store))
     if blocker:
         return SHOPIFY_DUPLICATES.blocked(store, blocker)
-    """Rows that share a Shopify id must be distinct siblings of one split (SYSTEM.md): all
-    suffixed, all of one order number, no suffix twice. Anything else is a duplicate."""
-    groups = []
-    for column in ("shopify_order_id", "shopify_order_gid"):
-        groups.append(sql.SQL(
-            "select {name} as key, {col}::text as value, array_agg(id order by id) as ids, "
-            " bool_and(id ~ {sibling}) as all_suffixed, "
-            " count(distinct substring(id from '^([a-z]+-[0-9]+)-')) as numbers, "
-            " count(distinct upper(substring(id from '-([A-Za-z0-9]+)$'))) = count(*) as distinct_suffixes "
-            "from {t} where {col} is not null group by {col} having count(*) > 1").format(
-            name=sql.Literal(column), col=sql.Identifier(column), sibling=sql.Literal(_SIBLING), t=_table(store)))
-    rows = target.query(sql.SQL("select * from ({}) g where not (all_suffixed and numbers = 1 and distinct_suffixes) "
-                                "order by value limit %s").format(sql.SQL(" union all ").join(groups)), (SHOWN,))
+    # Grouping keeps only each id list (a sort-free aggregate); the sibling rules then run on
+    # the few shared ids alone.
+    rows = target.query(sql.SQL(
+        "select key, value, ids, s.* from ("
+        " select case when grouping(shopify_order_id) = 0 then 'shopify_order_id' else 'shopify_order_gid' end as key,"
+        "  coalesce(shopify_order_id::text, shopify_order_gid) as value, array_agg(id) as ids "
+        " from {t} group by grouping sets ((shopify_order_id), (shopify_order_gid)) having count(*) > 1) g, "
+        "lateral (select bool_and(i ~ %(sibling)s) as all_suffixed, "
+        "  count(distinct substring(i from '^([a-z]+-[0-9]+)-')) as numbers, "
+        "  count(distinct upper(substring(i from '-([A-Za-z0-9]+)$'))) = count(*) as distinct_suffixes "
+        "  from unnest(g.ids) i) s "
+        "where value is not null and not (all_suffixed and numbers = 1 and distinct_suffixes) "
+        "order by value limit %(shown)s").format(t=_table(store)), {"sibling": _SIBLING, "shown": SHOWN})
     return SHOPIFY_DUPLICATES.verdict(store, [
-        {"object": ", ".join(r["ids"]), "problem": f"share {r['key']} {r['value']} but are not distinct siblings of "
+        {"object": ", ".join(sorted(r["ids"])), "problem": f"share {r['key']} {r['value']} but are not distinct siblings of "
                                                    f"one split: {_why_not_siblings(r)}"} for r in rows])
 
 

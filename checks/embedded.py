@@ -83,7 +83,7 @@ class EmbeddedServer:
         self.datadir = Path(datadir)
         self.run_as = SYSTEM_USER if os.geteuid() == 0 else None
         self.extension_dir = extension_dir
-        self.settings = dict(settings or {})  # on top of SETTINGS (the drill: archiving, recovery)
+        self.settings = dict(settings or {})  # on top of SETTINGS (the drill: archiving; a benchmark: pg_stat_statements)
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self, wait_seconds: int = 60) -> None:

@@ -57,24 +57,24 @@ class ReferenceCluster:
     server; a second concurrent run gets a private throwaway cluster instead of waiting.
     attach() uses a cluster another process owns (an xdist worker uses its controller's)."""
 
-    def __init__(self, home: Path, lock: FileLock | None = None, private: bool = False):
+    def __init__(self, home: Path, lock: FileLock | None = None, private: bool = False, settings: dict | None = None):
         self.home = home
-        self.server = EmbeddedServer(home / "pg", REFERENCE_DIR / "extensions")
+        self.server = EmbeddedServer(home / "pg", REFERENCE_DIR / "extensions", settings)
         self._lock = lock
         self.private = private
         self._manifest_path = home / "templates.json"
 
     @classmethod
-    def open(cls, purpose: str = "suite") -> "ReferenceCluster":
+    def open(cls, purpose: str = "suite", settings: dict | None = None) -> "ReferenceCluster":
         home = data_root() / purpose
         home.mkdir(parents=True, exist_ok=True)
         _remove_orphans(purpose)
         lock = FileLock(str(home / "lock"))
         try:
             lock.acquire(timeout=0)
-            cluster = cls(home, lock)
+            cluster = cls(home, lock, settings=settings)
         except Timeout:
-            cluster = cls(data_root() / f"{purpose}-private-{os.getpid()}", private=True)
+            cluster = cls(data_root() / f"{purpose}-private-{os.getpid()}", private=True, settings=settings)
         cluster.start()
         return cluster
 

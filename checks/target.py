@@ -229,14 +229,14 @@ def _as_role(conn: psycopg.Connection, role: str, claims: dict) -> Iterator[None
     if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
         raise RuntimeError("as_staff()/as_anon() act inside a transaction: use them within sandbox()"
                            " or conn.transaction()")
-    conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
-    conn.execute(f"set local role {role}")
+    # One statement each way, as PostgREST does it: set_config('role', ..., true) is SET LOCAL ROLE.
+    conn.execute("select set_config('request.jwt.claims', %s, true), set_config('role', %s, true)",
+                 (json.dumps(claims), role))
     try:
         yield
     finally:
         if conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
-            conn.execute("reset role")
-            conn.execute("select set_config('request.jwt.claims', '', true)")
+            conn.execute("select set_config('role', 'none', true), set_config('request.jwt.claims', '', true)")
 
 
 def call(conn: psycopg.Connection, function: str, **args: Any) -> list[dict]:

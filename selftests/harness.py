@@ -78,7 +78,9 @@ def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool =
     if not hypothesis:
         command[3:3] = ["-p", "no:hypothesispytest"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
-    done = subprocess.run(command, cwd=root, env={**clean, **env}, capture_output=True, text=True,
+    # The inner suite searches as it does for a user, but shorter (tests/conftest.py, "selftest").
+    done = subprocess.run(command, cwd=root, env={**clean, "HYPOTHESIS_PROFILE": "selftest", **env},
+                          capture_output=True, text=True,
                           timeout=SUITE_TIMEOUT)
     return SuiteRun(done.returncode, done.stdout + done.stderr,
                     _outcomes(xml) if xml.exists() else {}, html if html.exists() else None)

@@ -3,9 +3,11 @@ import os
 from hypothesis import HealthCheck, settings
 
 # Deterministic by default: a verification run must give the same answer twice. Set
-# HYPOTHESIS_PROFILE=explore to search further, with random examples.
-settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=False,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("explore", max_examples=500, deadline=None, database=None,
-                          suppress_health_check=[HealthCheck.too_slow])
+# HYPOTHESIS_PROFILE=explore to search further, with random examples. The self-tests' inner
+# runs use "selftest": the same derandomized search, shorter (each fault needs only to be
+# caught; the suite's own runs keep the full search).
+_COMMON = dict(deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", derandomize=True, print_blob=False, max_examples=200, **_COMMON)
+settings.register_profile("selftest", derandomize=True, print_blob=False, max_examples=25, **_COMMON)
+settings.register_profile("explore", max_examples=500, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

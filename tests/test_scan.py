@@ -38,15 +38,15 @@ def scannable(target):
 def test_scan_forms_resolve_to_the_same_order(target, scannable):
     user = queue.staff_user(target)
 
-    @settings(max_examples=40)
-    @given(order=st.sampled_from(scannable))
-    def scan(order):
-        store, order_id, number, shared, split = order
-        with target.rolled_back() as conn, target.as_staff(conn, user["user_id"], user["email"]):
+    with target.rolled_back() as conn, target.as_staff(conn, user["user_id"], user["email"]):
+        @settings(max_examples=40)
+        @given(order=st.sampled_from(scannable))
+        def scan(order):
+            store, order_id, number, shared, split = order
             problems = rpc.scan_problems(conn, store, order_id, number, shared, split)
-        assert not problems, "\n".join(problems)
+            assert not problems, "\n".join(problems)
 
-    scan()
+        scan()
 
 
 def test_split_cakes_scan_to_their_own_row(target, scannable):

@@ -70,5 +70,5 @@ class StageMachine(RuleBasedStateMachine):
 
 
 def test_stage_machine_invariants(target):
-    run_state_machine_as_test(lambda: StageMachine(target),
-                              settings=settings(settings.default, max_examples=200, stateful_step_count=50))
+    # The number of examples comes from the Hypothesis profile (tests/conftest.py): 200 by default.
+    run_state_machine_as_test(lambda: StageMachine(target), settings=settings(settings.default, stateful_step_count=50))
