@@ -23,7 +23,6 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
 
-import psycopg
 
 from bench.common import ROOT
 from bench.parts import Bench, env_base
@@ -85,7 +84,7 @@ def load(bench: Bench, dbname: str, url: str, restore_point: str) -> None:
         suite(url, restore_point, [f"tests/test_{module}.py"])
         rows = bench.admin("select query, calls, total_exec_time, shared_blks_hit + shared_blks_read, rows "
                            "from pg_stat_statements where dbid = (select oid from pg_database where datname = "
-                           f"current_database()) and query not like '%pg_stat_statements%'", dbname)
+                           "current_database()) and query not like '%pg_stat_statements%'", dbname)
         print(f"  | {module} | {len(rows)} | {sum(r[1] for r in rows)} | {sum(r[3] for r in rows):,} | "
               f"{sum(r[4] for r in rows):,} |")
         slowest += [(r[2], module, r[1], " ".join(r[0].split())[:110]) for r in rows]

@@ -6,9 +6,7 @@ exit, after the report is written. xdist workers receive the resolved target and
 """
 
 import json
-import os
 import sys
-from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,40 +14,18 @@ import psycopg
 import pytest
 from _pytest.junitxml import xml_key
 
-from checks import options, restore_run, summary
+from checks import restore_run, summary
 from checks.contract import thresholds as contract_thresholds
 from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
 from checks.data import Clock
-from checks.environments import Environment, load_dotenv_file, load_environments, read_only
 from checks.errors import SetupError, redact
 from checks.guards import stopped_by_guard
 from checks.http import HttpError
 from checks.platform import Platform, lint_params
-from checks.schema import require_ordak
+from checks.run import Options, Run, handoff, one_line, receive, resolve
 from checks.target import Target
 
 EXIT_SETUP = pytest.ExitCode.USAGE_ERROR
-
-
-@dataclass
-class Run:
-    """What this pytest process knows about the target of the run."""
-    env: Environment | None = None
-    target: Target | None = None
-    error: str | None = None
-    facts: dict = field(default_factory=dict)
-    compare: Target | None = None  # --compare-to, always read-only
-    clock: Clock | None = None  # what "now" means for freshness, RPO and queue ages
-    cluster: object | None = None  # the embedded ReferenceCluster (env local)
-    template: object | None = None  # the reference Template the run's clone came from
-    clone: str | None = None
-    # A drill's timeline: [{"event": "incident", "at": aware datetime, ...}], in order. The
-    # drill fills it; the report, the JSON summary and the postmortem draft show it.
-    timeline: list = field(default_factory=list)
-    platform: Platform | None = None  # the HTTP side of the environment (checks.platform)
-    management: dict | None = None  # the Management API's answers, read once by the controller
-    drill: object | None = None  # the rehearsed drill (checks.drill.Drill), cleaned up at the end
-    drill_record: dict | None = None  # its canaries, incident, restore point... (checks.drill.Result.record)
 
 
 RUN = pytest.StashKey[Run]()
@@ -117,64 +93,23 @@ def pytest_configure(config):
     run = Run()
     config.stash[RUN] = run
     if _is_worker(config):
-        _receive(config.workerinput, run)
+        config.stash[RUN] = run = receive(config.workerinput)
         _ACCEPTED[:] = run.env.accepted
         return
     started = datetime.now(timezone.utc)
     config.pluginmanager.register(RunSummary(run), "ordak-summary")
     config.pluginmanager.register(restore_run.TimelineCloser(run, measured_facts), "ordak-timeline")
     try:
-        _resolve(config, run)
+        resolve(run, config.rootpath, _options(config), _progress(config))
         _ACCEPTED[:] = run.env.accepted
     except (SetupError, psycopg.Error) as exc:
         secrets = run.target.secrets() if run.target else run.env.secret_values() if run.env else ()
-        run.error = redact(_one_line(exc, run.env), secrets)
+        run.error = redact(one_line(exc, run.env), secrets)
         # Nothing to distribute: stop before xdist (configured after us) starts workers.
         config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
     if not (config.option.help or config.option.collectonly):
         config.pluginmanager.register(ReportWriter(config, _report_paths(config, run, started), started),
                                       "ordak-report")
-
-
-def _resolve(config, run: Run) -> None:
-    load_dotenv_file(config.rootpath / ".env")
-    folder = config.getoption("migrations_dir")
-    if folder and not Path(folder).is_dir():
-        raise SetupError(f"--migrations-dir {folder}: no such folder; point it at the app's supabase/migrations")
-    environments = load_environments(_environments_path(config))
-    name = config.getoption("env")
-    if name not in environments:
-        raise SetupError(f"unknown environment '{name}'; known: {', '.join(environments)} "
-                         f"(defined in {_environments_path(config).name})")
-    run.env = env = environments[name]
-    restore_run.check_options(env, _drill_options(config), {
-        option: config.getoption(option.strip("-").replace("-", "_"))
-        for option in ("--incident-at", "--restore-started-at", "--compare-to")})
-    if env.rehearsal is not None:
-        restore_run.rehearse(run, _drill_options(config), _progress(config))
-        return
-    if env.embedded:
-        from checks.reference import DEFAULT_SCALE, ReferenceCluster
-        run.cluster = ReferenceCluster.open("suite")
-        run.template = run.cluster.template(env.scale or DEFAULT_SCALE)
-        run.clone = f"ordak_run_{os.getpid()}"
-        url = run.cluster.clone(run.template, run.clone)
-    else:
-        url = env.secret("db_url")
-    run.target = Target(env, url)
-    run.facts = {"server_version": run.target.scalar("show server_version"),
-                 "user": run.target.scalar("select current_user"), "door": run.target.door}
-    # A real drill's timeline: the person's times, then the suite's first connection (just made).
-    run.timeline = restore_run.timeline_of(config.getoption("incident_at"), config.getoption("restore_started_at"))
-    require_ordak(run.target)
-    if config.getoption("persist_smoke") and env.read_only:
-        raise SetupError(f"--persist-smoke writes a test order; environment '{env.name}' is read-only")
-    restore_point, now = config.getoption("restore_point"), run.target.scalar("select now()")
-    run.clock = Clock(options.restore_point(restore_point, now), True) if restore_point else Clock(now, False)
-    compare_to = config.getoption("compare_to")
-    if compare_to:
-        run.compare = Target(*options.compare_to(compare_to, env, run.target.location, environments))
-        require_ordak(run.compare)
 
 
 def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
@@ -191,51 +126,11 @@ def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
     return paths
 
 
-def _one_line(exc: Exception, env: Environment | None) -> str:
-    """A setup error as a person must read it; a database error met while starting, too."""
-    if isinstance(exc, SetupError):
-        return str(exc)
-    stopped = stopped_by_guard(exc, env) if env else None
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return stopped or f"[{env.name if env else '?'}] the database refused a query needed to start: {first}"
-
-
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node):
     """Hands the resolved run to an xdist worker (over execnet, never printed)."""
-    run, given = node.config.stash[RUN], node.workerinput
-    given["ordak_environments"] = str(_environments_path(node.config))
-    given["ordak_env"], given["ordak_url"] = run.env.name, run.target.url
-    given["ordak_clock"], given["ordak_restore_point"] = run.clock.at.isoformat(), run.clock.restore_point
-    if run.compare is not None:
-        given["ordak_compare_env"], given["ordak_compare_url"] = run.compare.env.name, run.compare.url
-    if run.cluster is not None:
-        given["ordak_cluster"], given["ordak_template"] = str(run.cluster.home), run.template.name
-        given["ordak_seeded_at"] = run.template.seeded_at.isoformat()
-    if _management(node.config) is not None:
-        given["ordak_management"] = json.dumps(run.management)
-    given["ordak_timeline"] = json.dumps(run.timeline, default=str)
-    if run.drill_record is not None:
-        given["ordak_drill"] = json.dumps(run.drill_record)
-
-
-def _receive(given: dict, run: Run) -> None:
-    """A worker's side of pytest_configure_node."""
-    environments = load_environments(Path(given["ordak_environments"]))
-    run.env = environments[given["ordak_env"]]
-    run.target = Target(run.env, given["ordak_url"])
-    run.clock = Clock(datetime.fromisoformat(given["ordak_clock"]), given["ordak_restore_point"])
-    if "ordak_compare_env" in given:
-        compared = environments.get(given["ordak_compare_env"]) or replace(run.env, name=given["ordak_compare_env"])
-        run.compare = Target(read_only(compared), given["ordak_compare_url"])
-    if "ordak_management" in given:
-        run.management = json.loads(given["ordak_management"])
-    run.timeline = restore_run.timeline_from_json(given["ordak_timeline"])
-    run.drill_record = json.loads(given["ordak_drill"]) if "ordak_drill" in given else None
-    if "ordak_cluster" in given:
-        from checks.reference import ReferenceCluster, Template
-        run.cluster = ReferenceCluster.attach(given["ordak_cluster"])
-        run.template = Template(given["ordak_template"], datetime.fromisoformat(given["ordak_seeded_at"]))
+    _management(node.config)  # read once, here, so that every worker collects the same lints
+    node.workerinput.update(handoff(node.config.stash[RUN], _environments_path(node.config)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -270,10 +165,15 @@ def pytest_collection_modifyitems(config, items):
     _skip_platform_without_settings(config, items)
 
 
-def _drill_options(config) -> dict:
-    names = {"mode": "drill_mode", "incident": "incident", "workload_seconds": "workload_seconds",
+def _options(config) -> Options:
+    drill = {"mode": "drill_mode", "incident": "incident", "workload_seconds": "workload_seconds",
              "restore_point": "restore_point", "recovery_target": "recovery_target"}
-    return {key: config.getoption(option) for key, option in names.items()}
+    return Options(env=config.getoption("env"), environments=_environments_path(config),
+                   migrations_dir=config.getoption("migrations_dir"), restore_point=config.getoption("restore_point"),
+                   compare_to=config.getoption("compare_to"), persist_smoke=config.getoption("persist_smoke"),
+                   incident_at=config.getoption("incident_at"),
+                   restore_started_at=config.getoption("restore_started_at"),
+                   drill={key: config.getoption(option) for key, option in drill.items()})
 
 
 def _progress(config):
@@ -309,18 +209,8 @@ def pytest_runtest_setup(item):
 
 def pytest_unconfigure(config):
     run = config.stash.get(RUN, None)
-    if run is None:
-        return
-    for target in (run.target, run.compare):
-        if target is not None:
-            target.close()
-    if run.platform is not None:
-        run.platform.close()
-    if run.drill is not None:
-        run.drill.close()
-    if run.cluster is not None and not _is_worker(config):
-        run.cluster.drop(run.clone)
-        run.cluster.close()
+    if run is not None:
+        run.close(controller=not _is_worker(config))
 
 
 # -- fixtures -------------------------------------------------------------------------

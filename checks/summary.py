@@ -113,7 +113,7 @@ class Results:
 
 # -- the summary ---------------------------------------------------------------------------
 def of_run(run, results: list[dict], *, started: datetime, exit_status: int, command: list[str], root: Path) -> dict:
-    """The summary of a finished run (checks.plugin.Run), every secret it knows redacted."""
+    """The summary of a finished run (checks.run.Run), every secret it knows redacted."""
     env = run.env
     secrets = [*(run.target.secrets() if run.target else env.secret_values() if env else ()),
                *(run.compare.secrets() if run.compare else ())]
