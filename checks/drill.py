@@ -198,7 +198,7 @@ class Drill:
         self.server = EmbeddedServer(self.home / "production" / "pg", REFERENCE_DIR / "extensions")
         cluster = ReferenceCluster.open(cluster_purpose(self.plan.scale))
         try:
-            template = cluster.template(self.plan.scale)
+            template = cluster.template(self.plan.scale, progress=lambda line: self.say(f"  {line.strip()}"))
             pitr.base_backup(cluster.server, self.server.datadir)
         finally:
             cluster.close()

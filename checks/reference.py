@@ -10,7 +10,9 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import signal
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -98,8 +100,9 @@ class ReferenceCluster:
             self._lock.release()
 
     # -- templates ---------------------------------------------------------------
-    def template(self, scale: int = DEFAULT_SCALE) -> Template:
-        """The reference at this scale, built now unless an identical build is cached."""
+    def template(self, scale: int = DEFAULT_SCALE, progress=None) -> Template:
+        """The reference at this scale, built now unless an identical build is cached. A build
+        at 1M orders per store takes minutes: `progress` (a print-like callable) hears each step."""
         name = f"ordak_tpl_{scale}_{fingerprint(scale)}"
         manifest = self._manifest()
         if name in manifest and name in self._databases(name):
@@ -108,15 +111,17 @@ class ReferenceCluster:
             self.drop_template(Template(stale, datetime.now(timezone.utc)))
         manifest = self._manifest()
         try:
-            seeded_at = self._build(name, scale)
+            seeded_at = self._build(name, scale, progress or (lambda line: None))
         except psycopg.Error as exc:
             raise SetupError(f"building the reference Ordak failed: {str(exc).splitlines()[0]}") from exc
         manifest[name] = {"seeded_at": seeded_at.isoformat(), "scale": scale}
         self._manifest_path.write_text(json.dumps(manifest, indent=1))
         return Template(name, seeded_at)
 
-    def _build(self, name: str, scale: int) -> datetime:
+    def _build(self, name: str, scale: int, say) -> datetime:
         building = f"{name}_build"
+        started = time.perf_counter()
+        say(f"building the reference Ordak at {scale:,} orders/store (kept for later runs) ...")
         self.drop(building)
         self._admin(f'create database "{building}" owner postgres')
         self._run_file(self.server.admin_url(building), REFERENCE_DIR / "bootstrap" / "supabase.sql")
@@ -127,10 +132,13 @@ class ReferenceCluster:
                 anchor = conn.execute("select now()").fetchone()[0]
                 conn.execute("select set_config('ordak.seed_orders', %s, true),"
                              " set_config('ordak.seed_anchor', %s, true)", (str(scale), anchor.isoformat()))
-                conn.execute((REFERENCE_DIR / "seed.sql").read_text())
+                for title, sql in seed_sections():
+                    conn.execute(sql)
+                    say(f"  seed: {title} ({time.perf_counter() - started:.1f} s)")
             conn.execute("vacuum analyze")
         self._admin(f'alter database "{building}" rename to "{name}"')
         self._admin(f'alter database "{name}" is_template true allow_connections false')
+        say(f"  reference built and analysed ({time.perf_counter() - started:.1f} s)")
         return anchor
 
     def drop_template(self, template: Template) -> None:
@@ -190,6 +198,21 @@ def _remove_orphans(purpose: str) -> None:
             pass  # alive, someone else's
 
 
+def seed_sections() -> list[tuple[str, str]]:
+    """reference/seed.sql cut at its section rules (`-- ----- title`): run one after another in
+    one transaction, they are the seed, with a progress line each."""
+    sections, title, lines = [], None, []  # what precedes the first rule goes with it
+    for line in (REFERENCE_DIR / "seed.sql").read_text().splitlines(keepends=True):
+        rule = re.match(r"-- -{10,} (.+)", line)
+        if rule:
+            if title is not None:
+                sections.append((title, "".join(lines)))
+                lines = []
+            title = rule.group(1).strip()
+        lines.append(line)
+    return [*sections, (title, "".join(lines))]
+
+
 def move_clock_to_now(admin_url: str, seeded_at: datetime) -> None:
     """Moves a copy's data from the seed time to now (reference/shift_time.sql), as the superuser."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
@@ -210,7 +233,7 @@ def running_reference(purpose: str, scale: int = DEFAULT_SCALE, clone_name: str 
     """Starts a cluster, clones the reference into `clone_name`, yields (cluster, url)."""
     cluster = ReferenceCluster.open(purpose)
     try:
-        template = cluster.template(scale)
+        template = cluster.template(scale, progress=lambda line: print(line, flush=True))
         cluster.drop(clone_name)
         yield cluster, cluster.clone(template, clone_name)
     finally:

@@ -86,7 +86,7 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     if env.embedded:
         from checks.reference import DEFAULT_SCALE, ReferenceCluster
         run.cluster = ReferenceCluster.open("suite")
-        run.template = run.cluster.template(env.scale or DEFAULT_SCALE)
+        run.template = run.cluster.template(env.scale or DEFAULT_SCALE, progress)
         run.clone = f"ordak_run_{os.getpid()}"
         url = run.cluster.clone(run.template, run.clone)
     else:
