@@ -6,6 +6,8 @@ service_role, upserts one row per cake into orders_<store> (on id) and marks the
 processed. ingest() does the same, inside the caller's transaction.
 """
 
+from functools import cache
+
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
@@ -66,6 +68,7 @@ def ingest(target: Target, conn: psycopg.Connection, store: str, payload: dict) 
     return ids
 
 
+@cache  # once per target and store: a test run creates thousands of orders
 def _payload_column(target: Target, inbox: str) -> str | None:
     """SYSTEM.md names the inbox's id and processed columns, not where the payload goes: the
     inbox's jsonb column, whatever its name."""
