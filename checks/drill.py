@@ -3,9 +3,10 @@
     production -> base backup -> workload (canaries) -> incident -> restore -> (the suite)
 
 `production` is an embedded cluster of its own holding the reference Ordak (a base backup of
-the cached reference cluster of its scale, its clock moved to now), with WAL archiving on. The workload writes canary orders at known commit times; at the restore point
-it pauses (no transaction straddles it) and production is copied as it is then, with the
-server's own CREATE DATABASE: that copy, not derived from the backup or WAL under test, is
+the cached reference cluster of its scale, its clock moved to now), with WAL archiving on.
+The workload writes canary orders at known commit times; at the restore point it pauses
+(no transaction straddles it) and production is copied as it is then, with the server's own
+CREATE DATABASE: that copy, not derived from the backup or WAL under test, is
 "production as of the restore point" for --compare-to. The incident then damages production,
 and the restore builds a new cluster from the base backup and the archive (pitr) or from a
 pg_dump taken at the restore point (dump). The suite then runs against the restored cluster.

@@ -62,11 +62,16 @@ def describe(record: dict) -> str:
     """One line on a rehearsed drill, for the report's environment table."""
     incident = record["incident"]
     target = "" if record["recovery_target"] == record["restore_point"] else \
-        f", recovery aimed at {record['recovery_target']}"
+        f", recovery aimed at {_when(record['recovery_target'])}"
     paused = record.get("http_cron_paused")
     cron = "HTTP cron jobs not paused" if paused is None else f"HTTP cron jobs paused: {', '.join(paused) or 'none'}"
-    return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {incident['at']}; "
-            f"restore point {record['restore_point']}{target}; {len(record['canaries'])} canary orders; {cron}")
+    return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {_when(incident['at'])}; "
+            f"restore point {_when(record['restore_point'])}{target}; {len(record['canaries'])} canary orders; {cron}")
+
+
+def _when(iso: str) -> str:
+    """An ISO time as the report shows times, to the millisecond (the drill's times are seconds apart)."""
+    return f"{datetime.fromisoformat(iso).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
 
 
 def timeline_of(incident_at: str | None, restore_started_at: str | None) -> list[dict]:
