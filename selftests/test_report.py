@@ -257,6 +257,8 @@ def test_a_drill_timeline_shows_rto_and_data_loss_against_the_objectives(ordak_c
                                                      "verdict"]
     assert 2.99 < drill["rto"]["hours"] < 3.2 and drill["rto"]["objective_hours"] == 4 and drill["rto"]["met"]
     assert {d["store"] for d in drill["data_loss"]} == {"bannos", "flourlane"}
+    # Data loss is incident (3 h ago) - newest order (5 h ago) = 2 h: not restore point - newest
+    # (1 h), nor now - newest (5 h), the two measures a wrong implementation would give.
     for loss in drill["data_loss"]:
         assert 1.95 < loss["hours"] < 2.1 and loss["objective_hours"] == 24 and loss["met"], loss
     assert summary["facts"]["hours_measure"] == "RPO"
