@@ -4,12 +4,12 @@ import os
 import pytest
 
 from checks.plugin import RUN
-from selftests.harness import Clone
+from selftests.harness import Clone, RunsAhead
 
 _names = itertools.count(1)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def reference(pytestconfig):
     """The embedded cluster and healthy template of this run (the self-tests need --env=local)."""
     run = pytestconfig.stash[RUN]
@@ -36,3 +36,20 @@ def ordak_clone(reference, tmp_path):
     yield make
     for clone in made:
         cluster.drop(clone.name)
+
+
+@pytest.fixture(scope="module")
+def runs_ahead(request, reference, tmp_path_factory):
+    """Factory: runs_ahead(test, job) -> {name: Future[SuiteRun]}, one inner run per case of the
+    parametrized `test` selected in this session (its `name` parameter), job(clone, name) run
+    on a fresh clone, started ahead (selftests.harness.RunsAhead)."""
+    cluster, template = reference
+    ahead = RunsAhead(cluster, template, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+
+    def start(test, job) -> dict:
+        names = [item.callspec.params["name"] for item in request.session.items
+                 if item.module is request.module and getattr(item, "originalname", None) == test.__name__]
+        return {name: ahead.start(name, lambda clone, name=name: job(clone, name)) for name in names}
+
+    yield start
+    ahead.close()

@@ -6,14 +6,19 @@ at the clone: the same door a user opens. The outcome of every test id comes bac
 run's JUnit XML, with its failure text.
 """
 
+import itertools
 import os
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+
+from selftests import inner_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE_TIMEOUT = 900  # seconds; a hung inner run fails the self-test instead of hanging CI
@@ -70,20 +75,26 @@ def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool =
     """`python -m pytest *args` from the project root (or a copy of it), reports written into workdir.
 
     Hypothesis's pytest plugin imports all of Hypothesis at startup (0.6 s a run); runs that
-    include no Hypothesis test leave it out."""
+    include no Hypothesis test leave it out. Runs of this checkout are forked from a server
+    that has imported the suite already (selftests/inner_runs.py); a copy of the project, with
+    code of its own, gets a new Python."""
     workdir.mkdir(parents=True, exist_ok=True)
     xml, html = workdir / "junit.xml", workdir / "report.html"
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
-               f"--junitxml={xml}", f"--html={html}", *args]
+    pytest_args = ["-p", "no:cacheprovider", "-q", f"--junitxml={xml}", f"--html={html}", *args]
     if not hypothesis:
-        command[3:3] = ["-p", "no:hypothesispytest"]
+        pytest_args[2:2] = ["-p", "no:hypothesispytest"]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
     # The inner suite searches as it does for a user, but shorter (tests/conftest.py, "selftest").
-    done = subprocess.run(command, cwd=root, env={**clean, "HYPOTHESIS_PROFILE": "selftest", **env},
-                          capture_output=True, text=True,
-                          timeout=SUITE_TIMEOUT)
-    return SuiteRun(done.returncode, done.stdout + done.stderr,
-                    _outcomes(xml) if xml.exists() else {}, html if html.exists() else None)
+    run_env = {**clean, "HYPOTHESIS_PROFILE": "selftest", **env}
+    if root == ROOT:
+        with tempfile.NamedTemporaryFile("r", prefix="inner-run-", suffix=".txt") as log:
+            code = inner_runs.run(pytest_args, env=run_env, cwd=root, output=Path(log.name), timeout=SUITE_TIMEOUT)
+            output = log.read()
+    else:
+        done = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=root, env=run_env,
+                              capture_output=True, text=True, timeout=SUITE_TIMEOUT)
+        code, output = done.returncode, done.stdout + done.stderr
+    return SuiteRun(code, output, _outcomes(xml) if xml.exists() else {}, html if html.exists() else None)
 
 
 def _outcomes(xml: Path) -> dict[str, Outcome]:
@@ -127,6 +138,39 @@ class Clone:
         variable = f"ORDAK_{env_name.upper()}_DB_URL"
         return run_suite(f"--env={env_name}", *args, env={variable: self.url, **(extra_env or {})},
                          workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis, root=root)
+
+
+_ahead_names = itertools.count(1)
+
+
+class RunsAhead:
+    """Inner runs started before their tests ask for them, two at a time.
+
+    The self-tests run one after another, as CI runs them, and a fault test spends nearly all
+    its time waiting for its inner run. A catalogue's runs are known up front (a fault and the
+    suite's arguments), so they start ahead, each on a clone of its own, and each test takes
+    its run's result: the same run it would have made itself, while the other core works on
+    the next one."""
+
+    WORKERS = 2
+
+    def __init__(self, cluster, template, workdir: Path):
+        self.cluster, self.template, self.workdir = cluster, template, workdir
+        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="inner-run")
+
+    def start(self, key: str, job) -> Future:
+        """job(clone) -> SuiteRun, on a fresh clone of the healthy reference, dropped after."""
+        def run() -> SuiteRun:
+            name = f"ordak_clone_{os.getpid()}_ahead_{next(_ahead_names)}"
+            clone = Clone(self.cluster, self.template, name, self.workdir / key)
+            try:
+                return job(clone)
+            finally:
+                self.cluster.drop(name)
+        return self._pool.submit(run)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def rpc_definition(name: str) -> str:

@@ -151,18 +151,34 @@ NOTED = {
 }
 
 
+@pytest.fixture(scope="module")
+def caught(runs_ahead):
+    def run(clone, name):
+        fault = FAULTS[name]
+        clone.execute(fault.sql, as_admin=fault.as_admin)
+        args = [f"--restore-point={datetime.now(timezone.utc).isoformat()}"] if fault.restore_point_now else []
+        return clone.run_suite(*PART, *args)
+    return runs_ahead(test_fault_is_caught, run)
+
+
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault_is_caught(ordak_clone, name):
+def test_fault_is_caught(caught, name):
     fault = FAULTS[name]
-    args = [f"--restore-point={datetime.now(timezone.utc).isoformat()}"] if fault.restore_point_now else []
-    run = ordak_clone(fault.sql, as_admin=fault.as_admin).run_suite(*PART, *args)
-    assert_outcomes(run, fault.fails, fault.skips)
+    assert_outcomes(caught[name].result(), fault.fails, fault.skips)
+
+
+@pytest.fixture(scope="module")
+def noted(runs_ahead):
+    def run(clone, name):
+        clone.execute(NOTED[name][0])
+        return clone.run_suite(*PART)
+    return runs_ahead(test_reference_choice_is_a_note, run)
 
 
 @pytest.mark.parametrize("name", NOTED)
-def test_reference_choice_is_a_note(ordak_clone, name):
-    sql, shown = NOTED[name]
-    run = ordak_clone(sql).run_suite(*PART)
+def test_reference_choice_is_a_note(noted, name):
+    shown = NOTED[name][1]
+    run = noted[name].result()
     assert_outcomes(run, {}, NO_COMPARE)
     notes = run.output.split("notes: the reference's choices, never failing", 1)
     assert len(notes) == 2 and shown in notes[1], run.output

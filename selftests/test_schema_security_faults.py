@@ -210,11 +210,17 @@ def assert_fault(run, fault: Fault) -> None:
     assert_outcomes(run, fault.fails, fault.skips)
 
 
+@pytest.fixture(scope="module")
+def caught(runs_ahead):
+    def run(clone, name):
+        clone.execute(FAULTS[name].sql, as_admin=FAULTS[name].as_admin)
+        return clone.run_suite(*PART)
+    return runs_ahead(test_fault_is_caught, run)
+
+
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault_is_caught(ordak_clone, name):
-    fault = FAULTS[name]
-    run = ordak_clone(fault.sql, as_admin=fault.as_admin).run_suite(*PART)
-    assert_fault(run, fault)
+def test_fault_is_caught(caught, name):
+    assert_fault(caught[name].result(), FAULTS[name])
 
 
 @pytest.fixture
@@ -309,10 +315,18 @@ NOTED = {
 }
 
 
+@pytest.fixture(scope="module")
+def noted(runs_ahead):
+    def run(clone, name):
+        clone.execute(NOTED[name][0])
+        return clone.run_suite(*PART)
+    return runs_ahead(test_reference_choice_is_a_note, run)
+
+
 @pytest.mark.parametrize("name", NOTED)
-def test_reference_choice_is_a_note(ordak_clone, name):
-    sql, shown = NOTED[name]
-    run = ordak_clone(sql).run_suite(*PART)
+def test_reference_choice_is_a_note(noted, name):
+    shown = NOTED[name][1]
+    run = noted[name].result()
     assert_fault(run, Fault("", {}))
     notes = run.output.split("notes: the reference's choices, never failing", 1)
     assert len(notes) == 2 and shown in notes[1], run.output

@@ -1,0 +1,73 @@
+"""Inner `python -m pytest` runs, forked from a process that has imported the suite once.
+
+A fault self-test runs the verification suite as a user would: a new pytest, its own
+arguments, environment and working directory, its own exit code and output. Started as a new
+Python, each run spends about 1.5 s importing pytest, psycopg, Hypothesis and checks/ and
+compiling the report's template before it asks the database anything, and the self-tests
+make some 200 runs. So the runs are forked instead, with the standard library's
+multiprocessing "forkserver": a server process imports this module once (which loads all of
+that), and every run is a fork of it: a fresh process, pristine state, nothing to import.
+
+The server has never started a pytest session, opened a connection or read an environment
+variable that matters: each child gets the environment it is given, and so runs exactly as
+`python -m pytest` would.
+"""
+
+import atexit
+import gc
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+# What every inner run imports; loaded once in the server (and already loaded in the outer run).
+import hypothesis.stateful  # noqa: F401
+import psycopg  # noqa: F401
+import pytest
+import xdist.plugin  # noqa: F401
+
+import checks.plugin  # noqa: F401  (and through it the rest of checks/)
+from checks import report
+
+report._TEMPLATES.get_template("report.html.j2")  # compiled once, shared by every fork
+
+# Imported before pytest starts, these modules cannot have their asserts rewritten; none of
+# the suite's verdicts rests on a rewritten assert (tests/ are imported, and rewritten, per run).
+_ARGS = ("-W", "ignore::pytest.PytestAssertRewriteWarning")
+
+_server = multiprocessing.get_context("forkserver")
+_server.set_forkserver_preload([__name__])
+
+
+def run(args: list[str], *, env: dict[str, str], cwd: Path, output: Path, timeout: float) -> int:
+    """`python -m pytest *args` in cwd with exactly env; its stdout and stderr go to output.
+    Returns its exit code; a run that outlives timeout is killed and raises TimeoutError."""
+    child = _server.Process(target=_pytest_main, args=([*_ARGS, *args], env, str(cwd), str(output)))
+    child.start()
+    child.join(timeout)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        raise TimeoutError(f"the inner pytest run did not finish in {timeout:.0f} s: {output}")
+    return child.exitcode
+
+
+def _pytest_main(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:
+    gc.freeze()  # what the server loaded is never garbage: pytest's gc.collect() skips it
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    # What a new `python -m` would put first on its path: the working directory, then PYTHONPATH.
+    sys.path[:0] = [cwd, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    log = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    sys.argv = [pytest.__file__, *args]
+    try:
+        code = pytest.console_main()
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else 1
+    atexit._run_exitfuncs()  # as the interpreter would at exit (multiprocessing skips them)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(int(code))
