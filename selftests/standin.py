@@ -86,7 +86,8 @@ class StandIn:
 
     def __enter__(self):
         for server in self._servers.values():
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            # shutdown() waits for the loop's next poll: a short one makes each stand-in end at once.
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return self
 
     def __exit__(self, *exc):

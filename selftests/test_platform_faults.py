@@ -70,12 +70,12 @@ def platform_clone(ordak_clone, standin):
     return make
 
 
-def environments_file(path, standin: StandIn, extra: str = "") -> str:
+def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2) -> str:
     path.write_text(f"""
 [staging]
 description = "staging, served by the Supabase stand-in"
 management_api_url = "{standin.url('management')}"
-http_timeout = 2
+http_timeout = {http_timeout}
 [staging.secrets]
 db_url = "ORDAK_STAGING_DB_URL"
 supabase_url = "ORDAK_STAGING_SUPABASE_URL"
@@ -87,10 +87,11 @@ access_token = "SUPABASE_ACCESS_TOKEN"
     return str(path)
 
 
-def run_platform(clone, standin, *args, extra_toml: str = "", **variables):
+def run_platform(clone, standin, *args, extra_toml: str = "", http_timeout: float = 2, **variables):
     """Runs tests/test_platform.py against clone and the stand-in; variables override the
     healthy secrets (e.g. SUPABASE_ACCESS_TOKEN="wrong")."""
-    envs = environments_file(clone.workdir.parent / f"{clone.name}-envs{clone.runs}.toml", standin, extra_toml)
+    envs = environments_file(clone.workdir.parent / f"{clone.name}-envs{clone.runs}.toml", standin, extra_toml,
+                             http_timeout)
     secrets = {"ORDAK_STAGING_SUPABASE_URL": standin.url("project"), "ORDAK_STAGING_ANON_KEY": ANON_KEY,
                "ORDAK_STAGING_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY, "ORDAK_STAGING_PROJECT_REF": REF,
                "SUPABASE_ACCESS_TOKEN": ACCESS_TOKEN, **variables}
@@ -286,6 +287,7 @@ def _management_everywhere(reply: Reply):
     return [("management", "GET", r"/v1/projects/.*", reply)]
 
 
+SHORT, SLOW = 0.5, 1.5  # seconds: the timeout cases' http_timeout, and their stand-in's delay
 BAD_ANSWERS = {
     "401": ({"SUPABASE_ACCESS_TOKEN": "sbp_wrong_token_0000"}, [],
             (": 401 Unauthorized: the access token was refused: check SUPABASE_ACCESS_TOKEN",)),
@@ -296,10 +298,12 @@ BAD_ANSWERS = {
                        "no project 'wrongrefwrongref0000' for this token: check ORDAK_STAGING_PROJECT_REF")),
     "429": ({}, _management_everywhere(Reply(429, {"message": "Too many requests"}, {"Retry-After": "0"})),
             ("429 Too Many Requests after 3 attempts", "the API is rate-limiting; run again later")),
-    "5xx": ({}, _management_everywhere(Reply(503, b"<html>upstream unavailable</html>", {"Content-Type": "text/html"})),
+    # Retry-After: 0 spares the waits between attempts (selftests/test_http.py proves the backoff).
+    "5xx": ({}, _management_everywhere(Reply(503, b"<html>upstream unavailable</html>",
+                                             {"Content-Type": "text/html", "Retry-After": "0"})),
             ("503 from the server after 3 attempts", "see https://status.supabase.com")),
-    "timeout": ({}, _management_everywhere(Reply(200, {}, delay=4)),
-                ("no answer within 2 s", "check management_api_url (http://127.0.0.1:",
+    "timeout": ({}, _management_everywhere(Reply(200, {}, delay=SLOW)),
+                (f"no answer within {SHORT} s", "check management_api_url (http://127.0.0.1:",
                  "or raise http_timeout in environments.toml")),
     "malformed_json": ({}, _management_everywhere(Reply(200, b"{\"backups\": [", {"Content-Type": "application/json"})),
                        ("answered 200 with application/json that is not JSON",
@@ -314,7 +318,7 @@ def test_bad_management_answer(platform_clone, standin, name):
     variables, overrides, fragments = BAD_ANSWERS[name]
     for override in overrides:
         standin.override(*override)
-    run = run_platform(platform_clone(), standin, **variables)
+    run = run_platform(platform_clone(), standin, http_timeout=SHORT if name == "timeout" else 2, **variables)
     assert_outcomes(run, {test: (f"GET {standin.url('management')}/v1/projects/", ENDPOINT[test], *fragments)
                           for test in MANAGEMENT_FAILS}, ON_BACKUPS)
     for test in MANAGEMENT_FAILS:
@@ -325,8 +329,9 @@ def test_bad_management_answer(platform_clone, standin, name):
 REST_BAD_ANSWERS = {
     "401_wrong_anon_key": ({"ORDAK_STAGING_ANON_KEY": "eyJwrong.anon.key"}, None,
                            ("401 Unauthorized (Invalid API key)", "the anon key was refused: check ORDAK_STAGING_ANON_KEY")),
-    "5xx": ({}, Reply(502, b"bad gateway", {"Content-Type": "text/plain"}), ("502 from the server after 3 attempts",)),
-    "timeout": ({}, Reply(200, [], delay=4), ("no answer within 2 s", "check ORDAK_STAGING_SUPABASE_URL")),
+    "5xx": ({}, Reply(502, b"bad gateway", {"Content-Type": "text/plain", "Retry-After": "0"}),
+            ("502 from the server after 3 attempts",)),
+    "timeout": ({}, Reply(200, [], delay=SLOW), (f"no answer within {SHORT} s", "check ORDAK_STAGING_SUPABASE_URL")),
     "not_postgrest": ({}, Reply(200, b"<!doctype html><title>Vercel</title>", {"Content-Type": "text/html"}),
                       ("answered 200 with text/html that is not JSON", "check that ORDAK_STAGING_SUPABASE_URL is the "
                                                                          "project's URL")),
@@ -339,7 +344,7 @@ def test_bad_rest_answer(platform_clone, standin, name):
     if reply:
         standin.override("project", "GET", r"/rest/v1/.*", reply)
         standin.override("project", "POST", r"/rest/v1/.*", reply)
-    run = run_platform(platform_clone(), standin, **variables)
+    run = run_platform(platform_clone(), standin, http_timeout=SHORT if name == "timeout" else 2, **variables)
     assert_outcomes(run, {"test_rest_api_answers": (f"GET {standin.url('project')}/rest/v1/orders_bannos:",
                                                     *fragments)}, ON_REST)
     one_line(run.outcome("test_rest_api_answers").message)
