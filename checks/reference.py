@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import time
 from contextlib import contextmanager
@@ -95,6 +96,7 @@ class ReferenceCluster:
         """Stops the server this process owns (an attached cluster is left alone)."""
         if self.private:
             self.server.destroy()
+            shutil.rmtree(self.home, ignore_errors=True)
         elif self._lock:
             self.server.stop()
             self._lock.release()
@@ -194,6 +196,7 @@ def _remove_orphans(purpose: str) -> None:
             os.kill(pid, 0)
         except ProcessLookupError:
             EmbeddedServer(home / "pg").destroy()
+            shutil.rmtree(home, ignore_errors=True)
         except PermissionError:
             pass  # alive, someone else's
 

@@ -40,16 +40,17 @@ def ordak_clone(reference, tmp_path):
 
 @pytest.fixture(scope="module")
 def runs_ahead(request, reference, tmp_path_factory):
-    """Factory: runs_ahead(test, job) -> {name: Future[SuiteRun]}, one inner run per case of the
-    parametrized `test` selected in this session (its `name` parameter), job(clone, name) run
-    on a fresh clone, started ahead (selftests.harness.RunsAhead)."""
+    """Factory: runs_ahead({test id: job}, on_clone=True) -> {test id: Future[SuiteRun]}.
+
+    Starts the inner run of each test of this module selected in this session before the test
+    asks for it (selftests.harness.RunsAhead); a test takes its own by request.node.name.
+    A job gets a fresh clone of the healthy reference (on_clone) or a folder of its own."""
     cluster, template = reference
     ahead = RunsAhead(cluster, template, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    selected = {item.name for item in request.session.items if item.module is request.module}
 
-    def start(test, job) -> dict:
-        names = [item.callspec.params["name"] for item in request.session.items
-                 if item.module is request.module and getattr(item, "originalname", None) == test.__name__]
-        return {name: ahead.start(name, lambda clone, name=name: job(clone, name)) for name in names}
+    def start(jobs: dict, on_clone: bool = True) -> dict:
+        return {test: ahead.start(test, job, on_clone=on_clone) for test, job in jobs.items() if test in selected}
 
     yield start
     ahead.close()

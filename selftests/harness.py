@@ -8,6 +8,7 @@ run's JUnit XML, with its failure text.
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -140,37 +141,47 @@ class Clone:
                          workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis, root=root)
 
 
-_ahead_names = itertools.count(1)
-
-
 class RunsAhead:
     """Inner runs started before their tests ask for them, two at a time.
 
     The self-tests run one after another, as CI runs them, and a fault test spends nearly all
-    its time waiting for its inner run. A catalogue's runs are known up front (a fault and the
-    suite's arguments), so they start ahead, each on a clone of its own, and each test takes
-    its run's result: the same run it would have made itself, while the other core works on
-    the next one."""
+    its time waiting for its inner run. Where a module's runs are known up front (a fault and
+    the suite's arguments), they start ahead, and each test takes its run's result: the same
+    run it would have made itself, while the other core works on the next one."""
 
     WORKERS = 2
 
     def __init__(self, cluster, template, workdir: Path):
         self.cluster, self.template, self.workdir = cluster, template, workdir
         self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="inner-run")
+        self._names = itertools.count(1)
 
-    def start(self, key: str, job) -> Future:
-        """job(clone) -> SuiteRun, on a fresh clone of the healthy reference, dropped after."""
+    def start(self, key: str, job, *, on_clone: bool) -> Future:
+        """job(workdir) -> SuiteRun; on_clone: job(clone), on a fresh clone of the healthy
+        reference, dropped after."""
+        workdir = self.workdir / re.sub(r"[^\w.-]+", "_", key)
+
         def run() -> SuiteRun:
-            name = f"ordak_clone_{os.getpid()}_ahead_{next(_ahead_names)}"
-            clone = Clone(self.cluster, self.template, name, self.workdir / key)
+            if not on_clone:
+                return job(workdir)
+            clone = Clone(self.cluster, self.template, f"ordak_clone_{os.getpid()}_ahead_{next(self._names)}", workdir)
             try:
                 return job(clone)
             finally:
-                self.cluster.drop(name)
+                self.cluster.drop(clone.name)
         return self._pool.submit(run)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def broken(*sql: str, run: tuple = (), as_admin: bool = False, **options):
+    """A job for RunsAhead: applies sql to its clone, then runs the suite with arguments run."""
+    def job(clone: Clone) -> SuiteRun:
+        for statement in sql:
+            clone.execute(statement, as_admin=as_admin)
+        return clone.run_suite(*run, **options)
+    return job
 
 
 def rpc_definition(name: str) -> str:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from selftests.harness import assert_outcomes, rpc_definition
+from selftests.harness import assert_outcomes, broken, rpc_definition
 
 PART = ("tests/test_store_data.py", "tests/test_queue.py")
 # Without --compare-to, the comparison has nothing to compare with: skipped, with that reason.
@@ -151,41 +151,36 @@ NOTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def caught(runs_ahead):
-    def run(clone, name):
-        fault = FAULTS[name]
-        clone.execute(fault.sql, as_admin=fault.as_admin)
-        args = [f"--restore-point={datetime.now(timezone.utc).isoformat()}"] if fault.restore_point_now else []
-        return clone.run_suite(*PART, *args)
-    return runs_ahead(test_fault_is_caught, run)
+@pytest.fixture(scope="module", autouse=True)
+def ahead(runs_ahead):
+    """The inner runs of this module's catalogues, started ahead (selftests/conftest.py)."""
+    def restore_point(fault):
+        return (f"--restore-point={datetime.now(timezone.utc).isoformat()}",) if fault.restore_point_now else ()
+    return runs_ahead({
+        **{f"test_fault_is_caught[{name}]": broken(f.sql, run=(*PART, *restore_point(f)), as_admin=f.as_admin)
+           for name, f in FAULTS.items()},
+        **{f"test_reference_choice_is_a_note[{name}]": broken(sql, run=PART) for name, (sql, _) in NOTED.items()},
+        "test_dropped_table_skips_what_stands_on_it": broken("drop table public.work_queue", run=PART),
+        "test_healthy_reference_passes": broken(run=PART)})
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault_is_caught(caught, name):
+def test_fault_is_caught(ahead, request, name):
     fault = FAULTS[name]
-    assert_outcomes(caught[name].result(), fault.fails, fault.skips)
-
-
-@pytest.fixture(scope="module")
-def noted(runs_ahead):
-    def run(clone, name):
-        clone.execute(NOTED[name][0])
-        return clone.run_suite(*PART)
-    return runs_ahead(test_reference_choice_is_a_note, run)
+    assert_outcomes(ahead[request.node.name].result(), fault.fails, fault.skips)
 
 
 @pytest.mark.parametrize("name", NOTED)
-def test_reference_choice_is_a_note(noted, name):
+def test_reference_choice_is_a_note(ahead, request, name):
     shown = NOTED[name][1]
-    run = noted[name].result()
+    run = ahead[request.node.name].result()
     assert_outcomes(run, {}, NO_COMPARE)
     notes = run.output.split("notes: the reference's choices, never failing", 1)
     assert len(notes) == 2 and shown in notes[1], run.output
 
 
-def test_dropped_table_skips_what_stands_on_it(ordak_clone):
-    run = ordak_clone("drop table public.work_queue").run_suite(*PART)
+def test_dropped_table_skips_what_stands_on_it(ahead, request):
+    run = ahead[request.node.name].result()
     assert_outcomes(run, {}, NO_COMPARE | {"test_queue_pending_below_limit", "test_queue_oldest_pending_recent",
                                            "test_queue_no_stale_locks", "test_queue_retries_noted"})
     assert run.outcome("test_queue_pending_below_limit").message.endswith(
@@ -193,8 +188,8 @@ def test_dropped_table_skips_what_stands_on_it(ordak_clone):
     assert "UndefinedTable" not in run.output and "Traceback" not in run.output
 
 
-def test_healthy_reference_passes(ordak_clone):
-    run = ordak_clone().run_suite(*PART)
+def test_healthy_reference_passes(ahead, request):
+    run = ahead[request.node.name].result()
     assert_outcomes(run, {}, NO_COMPARE)
     assert "hours_since_last_order=0.0" in run.output, "the freshness of each store is in the output"
 
