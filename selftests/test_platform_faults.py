@@ -47,27 +47,62 @@ def standin():
 NEWEST_PHOTOS = "select id from public.order_photos order by created_at desc nulls last, id limit {n}"
 
 
+def photo_setup(standin: StandIn, storage: bool = False) -> list[str]:
+    """SQL that points a clone's photo URLs at the stand-in's photo host (the reference's are
+    https://photos.ordak.example/...); with storage, a team that keeps photos in Storage: a
+    private bucket holding the newest six, five as bare paths, one as a URL."""
+    setup = [f"update public.order_photos set url = replace(url, 'https://photos.ordak.example', "
+             f"'{standin.url('photos')}')"]
+    if storage:
+        setup += [
+            "insert into storage.buckets (id, name, public) values ('order_photos', 'order_photos', false)",
+            "insert into storage.objects (bucket_id, name, metadata) select 'order_photos', "
+            "store || '/' || order_id || '.jpg', '{\"mimetype\": \"image/jpeg\"}' from public.order_photos "
+            f"where id in ({NEWEST_PHOTOS.format(n=6)})",
+            "update public.order_photos set url = store || '/' || order_id || '.jpg' "
+            f"where id in ({NEWEST_PHOTOS.format(n=5)})",
+            f"update public.order_photos set url = '{standin.url('project')}/storage/v1/object/public/"
+            f"order_photos/' || store || '/' || order_id || '.jpg' "
+            f"where id in ({NEWEST_PHOTOS.format(n=6)}) and url like 'http%'"]
+    return setup
+
+
 @pytest.fixture
 def platform_clone(ordak_clone, standin):
-    """Factory: a clone whose photo URLs point at the stand-in's photo host (the reference's
-    are https://photos.ordak.example/...); with storage=True, a team that keeps photos in
-    Storage: a private bucket holding the newest six, five as bare paths, one as a URL."""
+    """Factory: a clone whose photos are served by the stand-in (photo_setup), sql applied."""
     def make(*sql: str, storage: bool = False):
-        setup = [f"update public.order_photos set url = replace(url, 'https://photos.ordak.example', "
-                 f"'{standin.url('photos')}')"]
-        if storage:
-            setup += [
-                "insert into storage.buckets (id, name, public) values ('order_photos', 'order_photos', false)",
-                "insert into storage.objects (bucket_id, name, metadata) select 'order_photos', "
-                "store || '/' || order_id || '.jpg', '{\"mimetype\": \"image/jpeg\"}' from public.order_photos "
-                f"where id in ({NEWEST_PHOTOS.format(n=6)})",
-                "update public.order_photos set url = store || '/' || order_id || '.jpg' "
-                f"where id in ({NEWEST_PHOTOS.format(n=5)})",
-                f"update public.order_photos set url = '{standin.url('project')}/storage/v1/object/public/"
-                f"order_photos/' || store || '/' || order_id || '.jpg' "
-                f"where id in ({NEWEST_PHOTOS.format(n=6)}) and url like 'http%'"]
-        return ordak_clone(*setup, *sql, as_admin=True)
+        return ordak_clone(*photo_setup(standin, storage), *sql, as_admin=True)
     return make
+
+
+def platform_run(*sql: str, storage: bool = False, overrides=(), **options):
+    """A job for RunsAhead: a stand-in of its own with overrides (server, method, path, reply),
+    its clone's photos served by it, sql applied (formatted with the stand-in's {photos} URL),
+    then run_platform(**options). Returns the run and the stand-in (closed, its log kept)."""
+    def job(clone):
+        with StandIn(MIGRATIONS_DIR) as standin:
+            for override in overrides:
+                standin.override(*override)
+            for statement in [*photo_setup(standin, storage), *(q.format(photos=standin.url("photos")) for q in sql)]:
+                clone.execute(statement, as_admin=True)
+            return run_platform(clone, standin, **options), standin
+    return job
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ahead(runs_ahead):
+    """The runs of this module's catalogues, started ahead (selftests/conftest.py)."""
+    return runs_ahead({
+        **{f"test_fault[{name}]": platform_run(*filter(None, [f.sql]), storage=f.storage,
+                                                overrides=[(f.server, f.method, f.path, f.reply)])
+           for name, f in FAULTS.items()},
+        **{f"test_bad_management_answer[{name}]": platform_run(
+            overrides=overrides, http_timeout=SHORT if name == "timeout" else 2, **variables)
+           for name, (variables, overrides, _) in BAD_ANSWERS.items()},
+        **{f"test_bad_rest_answer[{name}]": platform_run(
+            overrides=[("project", method, r"/rest/v1/.*", reply) for method in ("GET", "POST") if reply],
+            http_timeout=SHORT if name == "timeout" else 2, **variables)
+           for name, (variables, reply, _) in REST_BAD_ANSWERS.items()}})
 
 
 def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2) -> str:
@@ -250,12 +285,9 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault(platform_clone, standin, name):
+def test_fault(ahead, request, name):
     fault = FAULTS[name]
-    standin.override(fault.server, fault.method, fault.path, fault.reply)
-    clone = platform_clone(*([fault.sql.format(photos=standin.url("photos"))] if fault.sql else []),
-                           storage=fault.storage)
-    run = run_platform(clone, standin)
+    run, standin = ahead[request.node.name].result()
     fails = {test: tuple(f.format(project=standin.url("project")) for f in fragments)
              for test, fragments in fault.fails.items()}
     assert_outcomes(run, fails, fault.skips)
@@ -314,11 +346,9 @@ BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", BAD_ANSWERS)
-def test_bad_management_answer(platform_clone, standin, name):
-    variables, overrides, fragments = BAD_ANSWERS[name]
-    for override in overrides:
-        standin.override(*override)
-    run = run_platform(platform_clone(), standin, http_timeout=SHORT if name == "timeout" else 2, **variables)
+def test_bad_management_answer(ahead, request, name):
+    fragments = BAD_ANSWERS[name][2]
+    run, standin = ahead[request.node.name].result()
     assert_outcomes(run, {test: (f"GET {standin.url('management')}/v1/projects/", ENDPOINT[test], *fragments)
                           for test in MANAGEMENT_FAILS}, ON_BACKUPS)
     for test in MANAGEMENT_FAILS:
@@ -339,12 +369,9 @@ REST_BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", REST_BAD_ANSWERS)
-def test_bad_rest_answer(platform_clone, standin, name):
-    variables, reply, fragments = REST_BAD_ANSWERS[name]
-    if reply:
-        standin.override("project", "GET", r"/rest/v1/.*", reply)
-        standin.override("project", "POST", r"/rest/v1/.*", reply)
-    run = run_platform(platform_clone(), standin, http_timeout=SHORT if name == "timeout" else 2, **variables)
+def test_bad_rest_answer(ahead, request, name):
+    fragments = REST_BAD_ANSWERS[name][2]
+    run, standin = ahead[request.node.name].result()
     assert_outcomes(run, {"test_rest_api_answers": (f"GET {standin.url('project')}/rest/v1/orders_bannos:",
                                                     *fragments)}, ON_REST)
     one_line(run.outcome("test_rest_api_answers").message)
