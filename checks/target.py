@@ -12,6 +12,7 @@ from typing import Any, Iterator
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from checks import guards
@@ -35,6 +36,7 @@ class Target:
         if not str(self._params.get("port", "5432")).replace(",", "").isdigit():
             raise SetupError(self._unparsable())
         self._shared: psycopg.Connection | None = None
+        self._spare: psycopg.Connection | None = None  # rolled_back()'s, between two probes
         self._pooled: bool | None = None  # decided on the first connection
         self._options_refused = False
 
@@ -144,15 +146,22 @@ class Target:
 
     @contextmanager
     def rolled_back(self) -> Iterator[psycopg.Connection]:
-        """A fresh connection in a transaction that always rolls back (read-only if the env is):
-        for probes that switch roles but must leave nothing behind."""
-        conn = self.connect()
+        """A connection of its own in a transaction that always rolls back (read-only if the env
+        is): for probes that switch roles but must leave nothing behind.
+
+        The next probe gets the same connection: the rollback has undone every role, claim and
+        setting this one made, and a target is spared a new backend per probe (a run makes
+        hundreds)."""
+        conn, self._spare = self._spare or self.connect(), None
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot for the whole probe
         try:
             with conn.transaction(force_rollback=True):
                 yield conn
         finally:
-            conn.close()
+            if self._spare is None and not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE:
+                self._spare = conn
+            else:
+                conn.close()
 
     @contextmanager
     def sandbox(self) -> Iterator[psycopg.Connection]:
@@ -164,8 +173,9 @@ class Target:
             yield conn
 
     def close(self) -> None:
-        if self._shared is not None:
-            self._shared.close()
+        for conn in (self._shared, self._spare):
+            if conn is not None:
+                conn.close()
 
     # -- acting as an API caller, the way PostgREST does --------------------------
     @contextmanager
