@@ -18,9 +18,9 @@ from checks.target import Target
 from selftests.harness import run_suite
 from selftests.pgbouncer import pgbouncer, require
 
-# Short timeouts, so that each attempt takes about a second.
-GUARDED = Environment("production", read_only=True, statement_timeout=1, lock_timeout=0.2,
-                      idle_in_transaction_timeout=1)
+# Short timeouts, so that each attempt takes half a second.
+GUARDED = Environment("production", read_only=True, statement_timeout=0.5, lock_timeout=0.2,
+                      idle_in_transaction_timeout=0.5)
 # What a URL could carry to switch every guard off: the suite's own settings must win.
 HOSTILE = ("-c default_transaction_read_only=off -c statement_timeout=0 -c lock_timeout=0 "
            "-c idle_in_transaction_session_timeout=0")
@@ -91,7 +91,7 @@ def test_a_query_outliving_the_statement_timeout_is_cancelled(door):
     with target.rolled_back() as conn, pytest.raises(psycopg.errors.QueryCanceled):
         conn.execute("select pg_sleep(30)")
     line = stopped_by_guard(cancelled.value, GUARDED)
-    assert "statement_timeout (1 s) on environment 'production'" in line
+    assert "statement_timeout (0.5 s) on environment 'production'" in line
     assert "raise statement_timeout under [production] in environments.toml" in line
 
 
