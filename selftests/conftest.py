@@ -38,19 +38,44 @@ def ordak_clone(reference, tmp_path):
         cluster.drop(clone.name)
 
 
-@pytest.fixture(scope="module")
-def runs_ahead(request, reference, tmp_path_factory):
-    """Factory: runs_ahead({test id: job}, on_clone=True) -> {test id: Future[SuiteRun]}.
+@pytest.fixture(scope="session", autouse=True)
+def started_ahead(request) -> dict:
+    """{test node id: Future} for every inner run known up front, started as the session starts.
 
-    Starts the inner run of each test of this module selected in this session before the test
-    asks for it (selftests.harness.RunsAhead); a test takes its own by request.node.name.
-    A job gets a fresh clone of the healthy reference (on_clone) or a folder of its own."""
-    cluster, template = reference
-    ahead = RunsAhead(cluster, template, tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
-    selected = {item.name for item in request.session.items if item.module is request.module}
-
-    def start(jobs: dict, on_clone: bool = True) -> dict:
-        return {test: ahead.start(test, job, on_clone=on_clone) for test, job in jobs.items() if test in selected}
-
-    yield start
+    A module that knows its runs declares them in `runs_ahead() -> {test name: job(clone)}`
+    (e.g. its fault catalogue); the runs of the selected tests start in the order the tests
+    will ask for them (selftests.harness.RunsAhead), so that while the session works through
+    other tests both cores are busy. An xdist worker does not know which tests it will get:
+    there, each test makes its run when it asks."""
+    jobs = {}
+    if not hasattr(request.config, "workerinput"):
+        declared = {}
+        for item in request.session.items:
+            if item.module not in declared:
+                declared[item.module] = getattr(item.module, "runs_ahead", dict)()
+            if item.name in declared[item.module]:
+                jobs[item.nodeid] = declared[item.module][item.name]
+    if not jobs:
+        yield {}
+        return
+    cluster, template = request.getfixturevalue("reference")
+    ahead = RunsAhead(cluster, template, request.getfixturevalue("tmp_path_factory").mktemp("ahead"))
+    yield {nodeid: ahead.start(nodeid, job) for nodeid, job in jobs.items()}
     ahead.close()
+
+
+@pytest.fixture
+def ahead_run(request, started_ahead, reference, tmp_path):
+    """The result of this test's inner run: started ahead (started_ahead), or made now when
+    this process could not start it ahead (an xdist worker)."""
+    if request.node.nodeid in started_ahead:
+        return started_ahead[request.node.nodeid].result()
+    job = getattr(request.module, "runs_ahead", dict)().get(request.node.name)
+    if job is None:
+        pytest.fail(f"{request.node.name} asks for ahead_run but runs_ahead() of its module has no job for it")
+    cluster, template = reference
+    clone = Clone(cluster, template, f"ordak_clone_{os.getpid()}_{next(_names)}", tmp_path / "clone")
+    try:
+        return job(clone)
+    finally:
+        cluster.drop(clone.name)

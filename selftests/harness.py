@@ -15,6 +15,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
@@ -145,9 +146,9 @@ class RunsAhead:
     """Inner runs started before their tests ask for them, two at a time.
 
     The self-tests run one after another, as CI runs them, and a fault test spends nearly all
-    its time waiting for its inner run. Where a module's runs are known up front (a fault and
-    the suite's arguments), they start ahead, and each test takes its run's result: the same
-    run it would have made itself, while the other core works on the next one."""
+    its time waiting for its inner run. Where runs are known up front (a fault and the suite's
+    arguments), they start ahead, and each test takes its run's result: the same run it would
+    have made itself, made while the session works on other tests (selftests/conftest.py)."""
 
     WORKERS = 2
 
@@ -156,31 +157,30 @@ class RunsAhead:
         self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="inner-run")
         self._names = itertools.count(1)
 
-    def start(self, key: str, job, *, on_clone: bool) -> Future:
-        """job(workdir) -> SuiteRun; on_clone: job(clone), on a fresh clone of the healthy
-        reference, dropped after."""
-        workdir = self.workdir / re.sub(r"[^\w.-]+", "_", key)
-
-        def run() -> SuiteRun:
-            if not on_clone:
-                return job(workdir)
-            clone = Clone(self.cluster, self.template, f"ordak_clone_{os.getpid()}_ahead_{next(self._names)}", workdir)
+    def start(self, key: str, job) -> Future:
+        """job(clone) -> a result, on a fresh clone of the healthy reference (its folder is
+        the job's too), dropped after."""
+        def run():
+            name = f"ordak_clone_{os.getpid()}_ahead_{next(self._names)}"
+            clone = Clone(self.cluster, self.template, name, self.workdir / re.sub(r"[^\w.-]+", "_", key))
             try:
                 return job(clone)
             finally:
-                self.cluster.drop(clone.name)
+                self.cluster.drop(name)
         return self._pool.submit(run)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def broken(*sql: str, run: tuple = (), as_admin: bool = False, **options):
-    """A job for RunsAhead: applies sql to its clone, then runs the suite with arguments run."""
+def broken(*sql: str, run: tuple = (), as_admin: bool = False, restore_point_now: bool = False, **options):
+    """A job for RunsAhead: applies sql to its clone, then runs the suite with arguments run
+    (and --restore-point at the moment it runs, with restore_point_now)."""
     def job(clone: Clone) -> SuiteRun:
         for statement in sql:
             clone.execute(statement, as_admin=as_admin)
-        return clone.run_suite(*run, **options)
+        now = (f"--restore-point={datetime.now(timezone.utc).isoformat()}",) if restore_point_now else ()
+        return clone.run_suite(*run, *now, **options)
     return job
 
 

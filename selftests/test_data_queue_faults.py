@@ -151,36 +151,34 @@ NOTED = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ahead(runs_ahead):
-    """The inner runs of this module's catalogues, started ahead (selftests/conftest.py)."""
-    def restore_point(fault):
-        return (f"--restore-point={datetime.now(timezone.utc).isoformat()}",) if fault.restore_point_now else ()
-    return runs_ahead({
-        **{f"test_fault_is_caught[{name}]": broken(f.sql, run=(*PART, *restore_point(f)), as_admin=f.as_admin)
+def runs_ahead() -> dict:
+    """This module's inner runs, started when the session starts (selftests/conftest.py)."""
+    return {
+        **{f"test_fault_is_caught[{name}]": broken(f.sql, run=PART, as_admin=f.as_admin,
+                                                   restore_point_now=f.restore_point_now)
            for name, f in FAULTS.items()},
         **{f"test_reference_choice_is_a_note[{name}]": broken(sql, run=PART) for name, (sql, _) in NOTED.items()},
         "test_dropped_table_skips_what_stands_on_it": broken("drop table public.work_queue", run=PART),
-        "test_healthy_reference_passes": broken(run=PART)})
+        "test_healthy_reference_passes": broken(run=PART)}
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault_is_caught(ahead, request, name):
+def test_fault_is_caught(ahead_run, name):
     fault = FAULTS[name]
-    assert_outcomes(ahead[request.node.name].result(), fault.fails, fault.skips)
+    assert_outcomes(ahead_run, fault.fails, fault.skips)
 
 
 @pytest.mark.parametrize("name", NOTED)
-def test_reference_choice_is_a_note(ahead, request, name):
+def test_reference_choice_is_a_note(ahead_run, name):
     shown = NOTED[name][1]
-    run = ahead[request.node.name].result()
+    run = ahead_run
     assert_outcomes(run, {}, NO_COMPARE)
     notes = run.output.split("notes: the reference's choices, never failing", 1)
     assert len(notes) == 2 and shown in notes[1], run.output
 
 
-def test_dropped_table_skips_what_stands_on_it(ahead, request):
-    run = ahead[request.node.name].result()
+def test_dropped_table_skips_what_stands_on_it(ahead_run):
+    run = ahead_run
     assert_outcomes(run, {}, NO_COMPARE | {"test_queue_pending_below_limit", "test_queue_oldest_pending_recent",
                                            "test_queue_no_stale_locks", "test_queue_retries_noted"})
     assert run.outcome("test_queue_pending_below_limit").message.endswith(
@@ -188,8 +186,8 @@ def test_dropped_table_skips_what_stands_on_it(ahead, request):
     assert "UndefinedTable" not in run.output and "Traceback" not in run.output
 
 
-def test_healthy_reference_passes(ahead, request):
-    run = ahead[request.node.name].result()
+def test_healthy_reference_passes(ahead_run):
+    run = ahead_run
     assert_outcomes(run, {}, NO_COMPARE)
     assert "hours_since_last_order=0.0" in run.output, "the freshness of each store is in the output"
 

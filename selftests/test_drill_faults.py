@@ -96,19 +96,20 @@ WRONG_TIMES = {  # restore point, where recovery really stops, what the canaries
 
 
 def rehearsal(*args: str, environments: str = ENVIRONMENTS):
-    """A job for RunsAhead: `pytest --env=drill *args` with an environments file of its own."""
-    def job(workdir):
+    """A job for RunsAhead: `pytest --env=drill *args` with an environments file of its own (in
+    its clone's folder; the drill makes its own production)."""
+    def job(clone):
+        workdir = clone.workdir
         workdir.mkdir(parents=True)
         (workdir / "environments.toml").write_text(environments)
         return drill_run(workdir / "environments.toml", workdir, *args)
     return job
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ahead(runs_ahead):
-    """This module's drills run as a user would, started ahead (selftests/conftest.py): each
-    spends most of its time waiting for its workload's seconds to pass."""
-    return runs_ahead({
+def runs_ahead() -> dict:
+    """This module's drills as a user runs them, started when the session starts
+    (selftests/conftest.py): each spends most of its time waiting for its workload's seconds."""
+    return {
         "test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss": rehearsal(),
         "test_rehearsal_that_forgets_to_pause_http_cron_is_caught_naming_the_job": rehearsal(
             "tests/test_drill.py", "tests/test_schema.py", environments=ENVIRONMENTS + "pause_http_cron = false\n"),
@@ -121,12 +122,12 @@ def ahead(runs_ahead):
         "test_dump_mode_losses_are_findings_not_crashes": rehearsal(
             "--drill-mode=dump", "tests/test_schema.py", "tests/test_migrations.py", "tests/test_security.py",
             "tests/test_drill.py"),
-    }, on_clone=False)
+    }
 
 
 # -- healthy ------------------------------------------------------------------------------
-def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(ahead, request):
-    run = ahead[request.node.name].result()
+def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(ahead_run):
+    run = ahead_run
     assert run.exit_code == 0, run.output
     assert not run.failed() and run.with_status("skipped") == without_http(run), run.output
     for phase in ("[1/6] production", "[2/6] base backup", "[3/6] workload", "[4/6] incident", "[5/6] restore",
@@ -144,8 +145,8 @@ def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(ahead, req
     assert dead_leftovers() == []
 
 
-def test_rehearsal_that_forgets_to_pause_http_cron_is_caught_naming_the_job(ahead, request):
-    run = ahead[request.node.name].result()
+def test_rehearsal_that_forgets_to_pause_http_cron_is_caught_naming_the_job(ahead_run):
+    run = ahead_run
     assert "its HTTP cron jobs left running (rehearsal: pause_http_cron = false)" in run.output
     assert_outcomes(run, {"test_no_http_cron_jobs": (f"cron job {SYNC} (jobid", "calls net.http_post",
                                                      "cron.alter_job(<jobid>, active := false)")})
@@ -198,16 +199,16 @@ def test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file(dr
     assert relation in message
 
 
-def test_restore_point_after_the_incident_names_the_lost_orders(ahead, request):
-    run = ahead[request.node.name].result()
+def test_restore_point_after_the_incident_names_the_lost_orders(ahead_run):
+    run = ahead_run
     # production as of that restore point lost them too: only the canaries can tell
     assert_outcomes(run, {"test_canaries[bannos]": ("before the restore point", "and missing", "bannos-9000001")})
     assert "bannos-9000002: committed" in run.outcome("test_canaries[bannos]").message
 
 
 @pytest.mark.parametrize("case", WRONG_TIMES)
-def test_restore_to_the_wrong_time_is_caught_by_the_canaries(ahead, request, case):
-    run = ahead[request.node.name].result()
+def test_restore_to_the_wrong_time_is_caught_by_the_canaries(ahead_run, case):
+    run = ahead_run
     seen = WRONG_TIMES[case][2]
     canaries = {f"test_canaries[{store}]": (f"{store}-900",) for store in ("bannos", "flourlane")}
     if "missing" in seen:  # orders created before the restore point are missing: the comparison sees them too
@@ -292,8 +293,8 @@ def test_cron_job_spares_only_paused_http_jobs_and_only_on_a_restored_copy(ordak
 
 
 # -- failure, cleanup, a real drill's timeline ------------------------------------------
-def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(ahead, request):
-    run = ahead[request.node.name].result()
+def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(ahead_run):
+    run = ahead_run
     assert run.exit_code == 4, run.output
     error = [line for line in run.output.splitlines() if line.startswith("ERROR: ")]
     assert len(error) == 1 and "is before the base backup (started " in error[0], run.output
@@ -353,9 +354,9 @@ def test_timeline_options_are_checked(ordak_clone):
     assert run.exit_code == 4 and "ERROR: --incident-at 'yesterday' is not an ISO-8601 time" in run.output
 
 
-def test_dump_mode_losses_are_findings_not_crashes(ahead, request):
+def test_dump_mode_losses_are_findings_not_crashes(ahead_run):
     """What a logical restore into a fresh project loses shows up as findings of the checks."""
-    run = ahead[request.node.name].result()
+    run = ahead_run
     assert run.exit_code == 1 and not run.with_status("error"), run.output
     for phase in ("[1/5] production", "[2/5] workload", "[3/5] incident", "[4/5] restore", "[5/5] suite"):
         assert f"drill {phase}" in run.output

@@ -11,8 +11,6 @@ team that decides the runbook is stale changes those lines of the contract and i
 
 import shutil
 
-import pytest
-
 from selftests.harness import ROOT, assert_outcomes, broken, rpc_definition, without_http
 
 PRINT = rpc_definition("print_barcode")
@@ -62,19 +60,18 @@ def with_stale_runbook_lines(clone):
     return clone.run_suite("tests", hypothesis=True, root=copy)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ahead(runs_ahead):
-    """Both runs of this module, started ahead (selftests/conftest.py)."""
-    return runs_ahead({"test_live_ordak_fails_only_on_the_runbook_findings": broken(LIVE, run=("tests",), hypothesis=True),
-                       "test_a_team_that_decides_the_runbook_is_stale_changes_the_contract_only": with_stale_runbook_lines})
+def runs_ahead() -> dict:
+    """Both runs of this module, started when the session starts (selftests/conftest.py)."""
+    return {"test_live_ordak_fails_only_on_the_runbook_findings": broken(LIVE, run=("tests",), hypothesis=True),
+            "test_a_team_that_decides_the_runbook_is_stale_changes_the_contract_only": with_stale_runbook_lines}
 
 
-def test_live_ordak_fails_only_on_the_runbook_findings(ahead, request):
-    run = ahead[request.node.name].result()
+def test_live_ordak_fails_only_on_the_runbook_findings(ahead_run):
+    run = ahead_run
     assert_outcomes(run, FINDINGS, MISSING | NO_COMPARE | without_http(run))
     assert "steps_skipped=start Packing (public.start_packing is missing: see test_rpc[start_packing])" in run.output
 
 
-def test_a_team_that_decides_the_runbook_is_stale_changes_the_contract_only(ahead, request):
-    run = ahead[request.node.name].result()
+def test_a_team_that_decides_the_runbook_is_stale_changes_the_contract_only(ahead_run):
+    run = ahead_run
     assert_outcomes(run, {}, NO_COMPARE | without_http(run))

@@ -89,10 +89,9 @@ def platform_run(*sql: str, storage: bool = False, overrides=(), **options):
     return job
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ahead(runs_ahead):
-    """The runs of this module's catalogues, started ahead (selftests/conftest.py)."""
-    return runs_ahead({
+def runs_ahead() -> dict:
+    """This module's catalogue runs, started when the session starts (selftests/conftest.py)."""
+    return {
         **{f"test_fault[{name}]": platform_run(*filter(None, [f.sql]), storage=f.storage,
                                                 overrides=[(f.server, f.method, f.path, f.reply)])
            for name, f in FAULTS.items()},
@@ -102,7 +101,7 @@ def ahead(runs_ahead):
         **{f"test_bad_rest_answer[{name}]": platform_run(
             overrides=[("project", method, r"/rest/v1/.*", reply) for method in ("GET", "POST") if reply],
             http_timeout=SHORT if name == "timeout" else 2, **variables)
-           for name, (variables, reply, _) in REST_BAD_ANSWERS.items()}})
+           for name, (variables, reply, _) in REST_BAD_ANSWERS.items()}}
 
 
 def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2) -> str:
@@ -285,9 +284,9 @@ FAULTS = {
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault(ahead, request, name):
+def test_fault(ahead_run, name):
     fault = FAULTS[name]
-    run, standin = ahead[request.node.name].result()
+    run, standin = ahead_run
     fails = {test: tuple(f.format(project=standin.url("project")) for f in fragments)
              for test, fragments in fault.fails.items()}
     assert_outcomes(run, fails, fault.skips)
@@ -346,9 +345,9 @@ BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", BAD_ANSWERS)
-def test_bad_management_answer(ahead, request, name):
+def test_bad_management_answer(ahead_run, name):
     fragments = BAD_ANSWERS[name][2]
-    run, standin = ahead[request.node.name].result()
+    run, standin = ahead_run
     assert_outcomes(run, {test: (f"GET {standin.url('management')}/v1/projects/", ENDPOINT[test], *fragments)
                           for test in MANAGEMENT_FAILS}, ON_BACKUPS)
     for test in MANAGEMENT_FAILS:
@@ -369,9 +368,9 @@ REST_BAD_ANSWERS = {
 
 
 @pytest.mark.parametrize("name", REST_BAD_ANSWERS)
-def test_bad_rest_answer(ahead, request, name):
+def test_bad_rest_answer(ahead_run, name):
     fragments = REST_BAD_ANSWERS[name][2]
-    run, standin = ahead[request.node.name].result()
+    run, standin = ahead_run
     assert_outcomes(run, {"test_rest_api_answers": (f"GET {standin.url('project')}/rest/v1/orders_bannos:",
                                                     *fragments)}, ON_REST)
     one_line(run.outcome("test_rest_api_answers").message)

@@ -216,30 +216,29 @@ def machine_deselected(fault: Fault) -> tuple[str, ...]:
     return () if MACHINE in fault.fails else (f"--deselect=tests/test_stage_machine.py::{MACHINE}",)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ahead(runs_ahead):
-    """The inner runs of this module, started ahead (selftests/conftest.py)."""
-    return runs_ahead({
+def runs_ahead() -> dict:
+    """This module's inner runs, started when the session starts (selftests/conftest.py)."""
+    return {
         **{f"test_fault_is_caught[{name}]": broken(f.sql, run=(*PART, *machine_deselected(f)),
                                                    hypothesis=not machine_deselected(f))
            for name, f in FAULTS.items()},
         "test_healthy_reference_passes": broken(run=PART, hypothesis=True),
         "test_idempotent_but_silent_is_its_own_finding": broken(PRINT_SILENT, run=PART, hypothesis=True),
-        "test_writes_are_skipped_on_a_read_only_env": broken(run=PART, env_name="production", hypothesis=True)})
+        "test_writes_are_skipped_on_a_read_only_env": broken(run=PART, env_name="production", hypothesis=True)}
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault_is_caught(ahead, request, name):
-    assert_fault(ahead[request.node.name].result(), FAULTS[name])
+def test_fault_is_caught(ahead_run, name):
+    assert_fault(ahead_run, FAULTS[name])
 
 
-def test_healthy_reference_passes(ahead, request):
-    assert_fault(ahead[request.node.name].result(), Fault("", {}))
+def test_healthy_reference_passes(ahead_run):
+    assert_fault(ahead_run, Fault("", {}))
 
 
-def test_idempotent_but_silent_is_its_own_finding(ahead, request):
+def test_idempotent_but_silent_is_its_own_finding(ahead_run):
     """The report tells 'changes nothing' (passed) from 'answers as documented' (failed)."""
-    run = ahead[request.node.name].result()
+    run = ahead_run
     for store in BOTH:
         assert run.outcome(f"test_repeat_changes_nothing[{store}-print_barcode]").status == "passed"
         assert run.outcome(f"test_repeat_answers_as_documented[{store}-print_barcode]").status == "failed"
@@ -247,8 +246,8 @@ def test_idempotent_but_silent_is_its_own_finding(ahead, request):
     assert "test_repeat_answers_as_documented[bannos-print_barcode]" in html
 
 
-def test_writes_are_skipped_on_a_read_only_env(ahead, request):
-    run = ahead[request.node.name].result()
+def test_writes_are_skipped_on_a_read_only_env(ahead_run):
+    run = ahead_run
     assert run.exit_code == 0, run.output
     writing = {k.split("::", 1)[1] for k in run.outcomes if not k.startswith("test_scan")}
     assert run.with_status("skipped") == writing, run.output

@@ -210,22 +210,21 @@ def assert_fault(run, fault: Fault) -> None:
     assert_outcomes(run, fault.fails, fault.skips)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def ahead(runs_ahead):
-    """The inner runs of this module's catalogues, started ahead (selftests/conftest.py)."""
-    return runs_ahead({
+def runs_ahead() -> dict:
+    """This module's inner runs, started when the session starts (selftests/conftest.py)."""
+    return {
         **{f"test_fault_is_caught[{name}]": broken(f.sql, run=PART, as_admin=f.as_admin) for name, f in FAULTS.items()},
         **{f"test_reference_choice_is_a_note[{name}]": broken(sql, run=PART) for name, (sql, _) in NOTED.items()},
         "test_missing_migrations_table_is_one_failure": broken("drop schema supabase_migrations cascade", run=PART),
         "test_objects_the_contract_does_not_know_are_judged_by_the_general_rules": broken(FOREIGN_APP, run=PART),
         "test_long_finding_keeps_every_row_and_puts_the_order_tables_first": broken(
             "grant all on all tables in schema public to anon", run=("tests/test_security.py",)),
-        "test_healthy_reference_passes_everything": broken(run=("tests",), hypothesis=True)})
+        "test_healthy_reference_passes_everything": broken(run=("tests",), hypothesis=True)}
 
 
 @pytest.mark.parametrize("name", FAULTS)
-def test_fault_is_caught(ahead, request, name):
-    assert_fault(ahead[request.node.name].result(), FAULTS[name])
+def test_fault_is_caught(ahead_run, name):
+    assert_fault(ahead_run, FAULTS[name])
 
 
 @pytest.fixture
@@ -269,8 +268,8 @@ def test_version_applied_without_a_file(ordak_clone, migrations_copy):
         "version 20241001080000 (messaging_and_platform): applied to the database but has no file",)}))
 
 
-def test_missing_migrations_table_is_one_failure(ahead, request):
-    run = ahead[request.node.name].result()
+def test_missing_migrations_table_is_one_failure(ahead_run):
+    run = ahead_run
     assert_fault(run, Fault("", {"test_migration_files_applied": (
         "supabase_migrations.schema_migrations: table is missing",)},
         skips=frozenset({"test_applied_migrations_have_files", "test_applied_migrations_unchanged"})))
@@ -292,8 +291,8 @@ create table private.secrets (k text primary key);
 """
 
 
-def test_objects_the_contract_does_not_know_are_judged_by_the_general_rules(ahead, request):
-    run = ahead[request.node.name].result()
+def test_objects_the_contract_does_not_know_are_judged_by_the_general_rules(ahead_run):
+    run = ahead_run
     assert not run.with_status("error"), run.output
     assert run.failed() == {"test_rls_enabled", "test_no_write_grants_to_api_roles",
                             "test_definer_functions_pin_search_path", "test_anon_cannot_execute_definer_functions",
@@ -321,16 +320,16 @@ NOTED = {
 
 
 @pytest.mark.parametrize("name", NOTED)
-def test_reference_choice_is_a_note(ahead, request, name):
+def test_reference_choice_is_a_note(ahead_run, name):
     shown = NOTED[name][1]
-    run = ahead[request.node.name].result()
+    run = ahead_run
     assert_fault(run, Fault("", {}))
     notes = run.output.split("notes: the reference's choices, never failing", 1)
     assert len(notes) == 2 and shown in notes[1], run.output
 
 
-def test_long_finding_keeps_every_row_and_puts_the_order_tables_first(ahead, request):
-    run = ahead[request.node.name].result()
+def test_long_finding_keeps_every_row_and_puts_the_order_tables_first(ahead_run):
+    run = ahead_run
     junit = run.outcome("test_no_write_grants_to_api_roles").message
     rows = [line for line in junit.splitlines() if line.startswith("  - ")]
     assert len(rows) >= 26 and "... and" not in junit, "JUnit carries every violation, one row per table"
@@ -340,8 +339,8 @@ def test_long_finding_keeps_every_row_and_puts_the_order_tables_first(ahead, req
     assert f"... and {len(rows) - 25} more: every one is in the HTML report and the JUnit XML" in run.output
 
 
-def test_healthy_reference_passes_everything(ahead, request):
-    run = ahead[request.node.name].result()
+def test_healthy_reference_passes_everything(ahead_run):
+    run = ahead_run
     assert run.exit_code == 0, run.output
     compare = {"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"}
     # No HTTP settings given: the platform checks skip (test_platform_faults runs them healthy).
