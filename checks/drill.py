@@ -40,6 +40,7 @@ AS_OF_DB = "ordak_run_production_as_of"
 RESTORED_DB = PRODUCTION_DB  # a physical restore keeps the database's name
 OFFSET = re.compile(r"^([+-])(\d+(?:\.\d+)?)s$")
 MODES = ("pitr", "dump")
+SHARED_CLUSTER_WAIT = 120  # seconds; then a private copy of the reference cluster is built
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Plan:
     mode: str = "pitr"
     scale: int = 10_000
     workload_seconds: float = 6.0
+    workload_rate: float | None = None  # orders per second; None: as fast as production takes them
     after_incident_seconds: float = 1.0
     restore_point: str = "-2s"  # relative to the incident (-2s, +1s) or an ISO-8601 time
     recovery_target: str | None = None  # what the restore actually aims at (default: the restore point)
@@ -65,6 +67,8 @@ class Plan:
                 _absolute(value, name)
         if self.workload_seconds <= 0:
             raise SetupError("--workload-seconds must be a positive number of seconds")
+        if self.workload_rate is not None and self.workload_rate <= 0:
+            raise SetupError("rehearsal.workload_rate must be a positive number of orders per second")
         return parse_incident(self.incident, stores)
 
 
@@ -197,7 +201,8 @@ class Drill:
         (self.home / "production").mkdir()
         pitr.own(self.home / "production")
         self.server = EmbeddedServer(self.home / "production" / "pg", REFERENCE_DIR / "extensions")
-        cluster = ReferenceCluster.open(cluster_purpose(self.plan.scale))
+        # Another drill holds it for a base backup's seconds only: worth waiting for.
+        cluster = ReferenceCluster.open(cluster_purpose(self.plan.scale), wait=SHARED_CLUSTER_WAIT)
         try:
             template = cluster.template(self.plan.scale, progress=lambda line: self.say(f"  {line.strip()}"))
             pitr.base_backup(cluster.server, self.server.datadir)
@@ -236,7 +241,7 @@ class Drill:
         self.target_at = _resolve_time(self.plan.recovery_target or self.plan.restore_point, self.incident_plan,
                                        "recovery_target")
         self.event("workload_started", _utc(self.workload_started))
-        self.traffic = Workload(self.production_url, self.stores)
+        self.traffic = Workload(self.production_url, self.stores, rate=self.plan.workload_rate)
         self.as_of_taken = False
         self.snapshot_holder = None
         self.dump_process = None

@@ -46,6 +46,7 @@ _MAX_SERVER_TIMEOUT = 2_147_483.647
 REHEARSAL = {
     "mode": ((str,), "pitr or dump"),
     "workload_seconds": ((int, float), "a number of seconds"),
+    "workload_rate": ((int, float), "a number of orders per second"),
     "after_incident_seconds": ((int, float), "a number of seconds"),
     "restore_point": ((str,), "seconds relative to the incident (\"-2s\") or an ISO-8601 time"),
     "incident": ((str,), "KIND[:STORE], e.g. \"mass-delete:bannos\""),

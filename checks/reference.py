@@ -68,13 +68,15 @@ class ReferenceCluster:
         self._manifest_path = home / "templates.json"
 
     @classmethod
-    def open(cls, purpose: str = "suite", settings: dict | None = None) -> "ReferenceCluster":
+    def open(cls, purpose: str = "suite", settings: dict | None = None, wait: float = 0) -> "ReferenceCluster":
+        """wait: seconds to wait for a busy shared cluster before taking a private one (which
+        costs an initdb and a build): worth it where the owner needs it only briefly."""
         home = data_root() / purpose
         home.mkdir(parents=True, exist_ok=True)
         _remove_orphans(purpose)
         lock = FileLock(str(home / "lock"))
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=wait)
             cluster = cls(home, lock, settings=settings)
         except Timeout:
             cluster = cls(data_root() / f"{purpose}-private-{os.getpid()}", private=True, settings=settings)

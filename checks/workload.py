@@ -49,9 +49,11 @@ class Canary:
 
 
 class Workload:
-    """Ingests and moves orders on one connection, as fast as the server takes them."""
+    """Ingests and moves orders on one connection: `rate` orders a second (each ingested, then
+    moved a step), or as fast as the server takes them."""
 
-    def __init__(self, url: str, stores: list[str], seed: int = 1):
+    def __init__(self, url: str, stores: list[str], seed: int = 1, rate: float | None = None):
+        self.rate = rate
         self.target = Target(Environment(name="production (drill)"), url)
         self.conn = self.target.connect()
         self.stores = stores
@@ -76,7 +78,13 @@ class Workload:
     def run_until(self, until: float, quiet_at: float | None = None, on_quiet=None) -> None:
         """Traffic until the wall-clock time `until` (time.time()). Around `quiet_at` nothing
         commits for QUIET seconds; `on_quiet()` runs in that gap (e.g. a dump's snapshot)."""
+        next_at = time.time()
         while time.time() < until:
+            if self.rate:
+                next_at += 1 / self.rate
+                time.sleep(max(0.0, min(next_at, until) - time.time()))
+                if time.time() >= until:
+                    break
             if quiet_at is not None and quiet_at - QUIET <= time.time():
                 time.sleep(max(0.0, quiet_at - time.time()) + 0.01)
                 quiet_at = None

@@ -33,6 +33,7 @@ description = "a small rehearsal"
 scale = {SCALE}
 [drill.rehearsal]
 workload_seconds = 3
+workload_rate = 25
 after_incident_seconds = 1
 restore_point = "-1.5s"
 incident = "mass-delete:bannos"
@@ -75,7 +76,8 @@ def drill():
     made = []
 
     def make(**plan) -> Drill:
-        made.append(Drill(Plan(scale=SCALE, workload_seconds=3, restore_point="-1.5s", **plan), progress=lambda _: None))
+        made.append(Drill(Plan(scale=SCALE, workload_seconds=3, workload_rate=25, restore_point="-1.5s", **plan),
+                          progress=lambda _: None))
         return made[-1]
 
     yield make
