@@ -4,7 +4,7 @@ import os
 import pytest
 
 from checks.plugin import RUN
-from selftests.harness import Clone, RunsAhead
+from selftests.harness import Clone, RunsAhead, on_fresh_clone
 
 _names = itertools.count(1)
 
@@ -73,9 +73,4 @@ def ahead_run(request, started_ahead, reference, tmp_path):
     job = getattr(request.module, "runs_ahead", dict)().get(request.node.name)
     if job is None:
         pytest.fail(f"{request.node.name} asks for ahead_run but runs_ahead() of its module has no job for it")
-    cluster, template = reference
-    clone = Clone(cluster, template, f"ordak_clone_{os.getpid()}_{next(_names)}", tmp_path / "clone")
-    try:
-        return job(clone)
-    finally:
-        cluster.drop(clone.name)
+    return on_fresh_clone(*reference, tmp_path / "clone", job)

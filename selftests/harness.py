@@ -142,6 +142,19 @@ class Clone:
                          workdir=self.workdir / f"run{self.runs}", hypothesis=hypothesis, root=root)
 
 
+_fresh = itertools.count(1)
+
+
+def on_fresh_clone(cluster, template, workdir: Path, job):
+    """job(clone) on a fresh clone of the healthy reference (its folder, workdir, is the job's
+    too), dropped after."""
+    clone = Clone(cluster, template, f"ordak_clone_{os.getpid()}_fresh_{next(_fresh)}", workdir)
+    try:
+        return job(clone)
+    finally:
+        cluster.drop(clone.name)
+
+
 class RunsAhead:
     """Inner runs started before their tests ask for them, two at a time.
 
@@ -155,19 +168,11 @@ class RunsAhead:
     def __init__(self, cluster, template, workdir: Path):
         self.cluster, self.template, self.workdir = cluster, template, workdir
         self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="inner-run")
-        self._names = itertools.count(1)
 
     def start(self, key: str, job) -> Future:
-        """job(clone) -> a result, on a fresh clone of the healthy reference (its folder is
-        the job's too), dropped after."""
-        def run():
-            name = f"ordak_clone_{os.getpid()}_ahead_{next(self._names)}"
-            clone = Clone(self.cluster, self.template, name, self.workdir / re.sub(r"[^\w.-]+", "_", key))
-            try:
-                return job(clone)
-            finally:
-                self.cluster.drop(name)
-        return self._pool.submit(run)
+        """job(clone) -> a result, on a fresh clone (on_fresh_clone) in a folder named by key."""
+        workdir = self.workdir / re.sub(r"[^\w.-]+", "_", key)
+        return self._pool.submit(on_fresh_clone, self.cluster, self.template, workdir, job)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
