@@ -136,6 +136,9 @@ def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(ahead_run)
                   "[6/6] suite"):
         assert f"drill {phase}" in run.output
     assert "test_rto_within_objective: incident_to_restore_started_seconds=" in run.output
+    # the workload kept its pace: 25 orders a second for 3 s (flat out: 745 here)
+    ingested = int(re.search(r"drill \[3/6\] workload: (\d+) canary orders ingested", run.output).group(1))
+    assert 60 <= ingested <= 80, run.output
     assert "test_data_loss_within_objective[bannos]: data_loss_seconds=" in run.output
     assert {"test_canaries[bannos]", "test_matches_compared_env[bannos]", "test_no_http_cron_jobs",
             "test_restore_source_untouched", f"test_cron_job[{SYNC}]"} <= run.with_status("passed")
@@ -382,4 +385,17 @@ def test_bad_drill_options_get_one_line_before_anything_runs(tmp_path, args, err
     run = run_suite(*args, "tests/test_drill.py", env={"ORDAK_DATA_DIR": str(data_root())}, workdir=tmp_path)
     assert run.exit_code == 4, run.output
     assert f"ERROR: {error}" in run.output and "Traceback" not in run.output
+    assert "drill [1/" not in run.output
+
+
+@pytest.mark.parametrize("setting, error", [
+    ("workload_rate = 0", "rehearsal.workload_rate must be a positive number of orders per second"),
+    ("workload_rate = 'fast'", "rehearsal.workload_rate must be a number of orders per second"),
+])
+def test_bad_workload_rate_gets_one_line_before_anything_runs(tmp_path, setting, error):
+    environments = tmp_path / "environments.toml"
+    environments.write_text(ENVIRONMENTS.replace("workload_rate = 25", setting))
+    run = drill_run(environments, tmp_path, "tests/test_drill.py")
+    assert run.exit_code == 4, run.output
+    assert error in run.output and "Traceback" not in run.output, run.output
     assert "drill [1/" not in run.output
