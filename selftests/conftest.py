@@ -4,7 +4,7 @@ import os
 import pytest
 
 from checks.plugin import RUN
-from selftests.harness import Clone, RunsAhead, on_fresh_clone
+from selftests.harness import Clone, FreshReference, RunsAhead, on_fresh_clone
 
 _names = itertools.count(1)
 
@@ -19,15 +19,22 @@ def reference(pytestconfig):
     return run.cluster, run.template
 
 
+@pytest.fixture(scope="session")
+def fresh_reference(reference):
+    """Where clones come from: the healthy reference with its clock moved to now."""
+    source = FreshReference(*reference)
+    yield source
+    source.close()
+
+
 @pytest.fixture
-def ordak_clone(reference, tmp_path):
+def ordak_clone(fresh_reference, tmp_path):
     """Factory: ordak_clone(*sql) -> a fresh clone of the healthy reference with sql applied."""
-    cluster, template = reference
     made = []
 
     def make(*sql: str, as_admin: bool = False, copy_of: Clone | None = None) -> Clone:
         name = f"ordak_clone_{os.getpid()}_{next(_names)}"
-        clone = copy_of.copy(name) if copy_of else Clone(cluster, template, name, tmp_path / name)
+        clone = copy_of.copy(name) if copy_of else Clone(fresh_reference, name, tmp_path / name)
         made.append(clone)
         for statement in sql:
             clone.execute(statement, as_admin=as_admin)
@@ -35,7 +42,7 @@ def ordak_clone(reference, tmp_path):
 
     yield make
     for clone in made:
-        cluster.drop(clone.name)
+        clone.cluster.drop(clone.name)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,14 +65,14 @@ def started_ahead(request) -> dict:
     if not jobs:
         yield {}
         return
-    cluster, template = request.getfixturevalue("reference")
-    ahead = RunsAhead(cluster, template, request.getfixturevalue("tmp_path_factory").mktemp("ahead"))
+    ahead = RunsAhead(request.getfixturevalue("fresh_reference"),
+                      request.getfixturevalue("tmp_path_factory").mktemp("ahead"))
     yield {nodeid: ahead.start(nodeid, job) for nodeid, job in jobs.items()}
     ahead.close()
 
 
 @pytest.fixture
-def ahead_run(request, started_ahead, reference, tmp_path):
+def ahead_run(request, started_ahead, fresh_reference, tmp_path):
     """The result of this test's inner run: started ahead (started_ahead), or made now when
     this process could not start it ahead (an xdist worker)."""
     if request.node.nodeid in started_ahead:
@@ -73,4 +80,4 @@ def ahead_run(request, started_ahead, reference, tmp_path):
     job = getattr(request.module, "runs_ahead", dict)().get(request.node.name)
     if job is None:
         pytest.fail(f"{request.node.name} asks for ahead_run but runs_ahead() of its module has no job for it")
-    return on_fresh_clone(*reference, tmp_path / "clone", job)
+    return on_fresh_clone(fresh_reference, tmp_path / "clone", job)
