@@ -1,11 +1,15 @@
 """The reference's clock: moving a clone's data in time (reference/shift_time.sql) gives the
 same rows whichever way a table is moved, rewritten (big tables) or updated in place (small
-ones), and a rewritten clone is as healthy as the reference."""
+ones), and a rewritten clone is as healthy as the reference. The self-tests' clones come from
+one copy whose clock moved at most FreshReference.MAX_AGE seconds ago."""
+
+import time
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 
 from checks.reference import REFERENCE_DIR
-from selftests.harness import assert_outcomes
+from selftests.harness import Clone, FreshReference, assert_outcomes
 
 SHIFTED = "select c.relnamespace::regnamespace || '.' || c.relname from pg_attribute a join pg_class c on c.oid = a.attrelid " \
           "where c.relnamespace::regnamespace::text in ('public', 'auth', 'storage') and c.relkind = 'r' " \
@@ -49,3 +53,29 @@ def test_a_rewritten_clone_is_healthy(ordak_clone):
     run = clone.run_suite("tests/test_schema.py", "tests/test_security.py", "tests/test_store_data.py",
                           "tests/test_queue.py", "tests/test_scan.py")
     assert_outcomes(run, {}, {"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"})
+
+
+def newest_order(clone) -> datetime:
+    with psycopg.connect(clone.url) as conn:
+        return conn.execute("select max(created_at) from public.orders_bannos").fetchone()[0]
+
+
+def test_clones_are_never_older_than_the_freshness_limit(reference, tmp_path):
+    """Clones made within MAX_AGE share one clock move; a clone made later gets a new one.
+    The reference's newest order is 2 minutes old when its clock moves."""
+    source = FreshReference(*reference)
+    source.MAX_AGE = 1.0
+    clones = []
+    try:
+        for name in ("first", "second", "after_the_limit"):
+            if name == "after_the_limit":
+                time.sleep(source.MAX_AGE + 0.2)
+            clones.append(Clone(source, f"ordak_clone_age_{name}", tmp_path / name))
+            age = datetime.now(timezone.utc) - newest_order(clones[-1])
+            assert timedelta(minutes=2) <= age < timedelta(minutes=2, seconds=source.MAX_AGE + 1), (name, age)
+        first, second, later = map(newest_order, clones)
+        assert first == second < later
+    finally:
+        for clone in clones:
+            clone.cluster.drop(clone.name)
+        source.close()
