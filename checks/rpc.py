@@ -11,6 +11,7 @@ judged apart from its answer, so "idempotent but silent" is its own finding.
 import itertools
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -65,19 +66,18 @@ class Actor:
         return self.role
 
 
-def _actor(conn: psycopg.Connection, role: str, active: bool = True) -> Actor:
-    actor = Actor(str(uuid.uuid4()), f"verify-{role.lower()}-{uuid.uuid4().hex[:8]}@ordak-verify.invalid", role)
-    conn.execute("insert into auth.users (id, email) values (%s, %s)", (actor.user_id, actor.email))
-    conn.execute("insert into public.staff_shared (user_id, full_name, role, store, email, is_active, approved)"
-                 " values (%s, %s, %s, 'both', %s, %s, true)",
-                 (actor.user_id, f"ordak-verify {role}", role, actor.email, active))
-    return actor
-
-
 def create_actors(conn: psycopg.Connection) -> dict[str, Actor]:
-    """One active, approved staff user per role, and a deactivated Admin, inside the sandbox."""
-    actors = {role: _actor(conn, role) for role in ROLES}
-    actors["inactive"] = _actor(conn, "Admin", active=False)
+    """One active, approved staff user per role, and a deactivated Admin, inside the sandbox
+    (one statement per table: most probes make their own)."""
+    actors = {key: Actor(str(uuid.uuid4()), f"verify-{role.lower()}-{uuid.uuid4().hex[:8]}@ordak-verify.invalid", role)
+              for key, role in [*zip(ROLES, ROLES), ("inactive", "Admin")]}
+    # Multi-row VALUES with untyped parameters: each value takes its column's type (a role enum too).
+    conn.execute("insert into auth.users (id, email) values " + ", ".join(["(%s, %s)"] * len(actors)),
+                 [v for a in actors.values() for v in (a.user_id, a.email)])
+    conn.execute("insert into public.staff_shared (user_id, full_name, role, store, email, is_active, approved) values "
+                 + ", ".join(["(%s, %s, %s, 'both', %s, %s, true)"] * len(actors)),
+                 [v for key, a in actors.items() for v in (a.user_id, f"ordak-verify {a.role}", a.role, a.email,
+                                                            key != "inactive")])
     return actors
 
 
@@ -194,6 +194,7 @@ def invoke(target: Target, conn: psycopg.Connection, caller: Actor | str, name: 
     return Answer(next(iter(rows[0].values())) if rows else None)
 
 
+@cache  # once per target: the catalog never changes under a run (its writes all roll back)
 def missing(target: Target, name: str, store: str) -> str | None:
     """Why the RPC cannot be exercised: a table its orders stand on, or the RPC itself, is
     missing (test_table and test_rpc report that once)."""
@@ -374,36 +375,59 @@ def scan(conn: psycopg.Connection, code: str) -> list[str]:
     return [r["id"] for r in call(conn, "get_order_for_scan", p_scan=code) if r.get("id") is not None]
 
 
-def scan_problems(conn: psycopg.Connection, store: str, order_id: str, number: int, shared_number: bool,
-                  split: bool = False) -> list[str]:
-    """What get_order_for_scan gets wrong for one order in each documented form. A bare number
-    that both stores use may resolve to either store's order. A split order's cake is scanned
-    by its full id only: the other forms name the whole Shopify order, not one cake."""
-    other = next(s for s in contract()["stores"] if s != store)
-    forms = {order_id: {order_id}} if split else {
-        f"{contract()['barcode_prefixes'][store]}{number}": {order_id},
-        f"{store}-{number}": {order_id},
-        str(number): {order_id, f"{other}-{number}"} if shared_number else {order_id}}
-    problems = []
-    for code, acceptable in forms.items():
+def scans(conn: psycopg.Connection, codes: list[str]) -> list[list[str] | psycopg.Error]:
+    """What get_order_for_scan gives for each code: its order ids, or the error it raised.
+    One statement scans them all; only when that fails is each scanned alone, to tell which."""
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                "select array_remove(array_agg(s.id), null) as ids from unnest(%s::text[]) with ordinality c(code, n)"
+                " left join lateral public.get_order_for_scan(p_scan => c.code) s on true group by c.n order by c.n",
+                (codes,)).fetchall()
+        return [r["ids"] for r in rows]
+    except psycopg.OperationalError:
+        raise
+    except psycopg.Error:
+        pass
+    found = []
+    for code in codes:
         try:
             with conn.transaction():
-                found = scan(conn, code)
+                found.append(scan(conn, code))
         except psycopg.OperationalError:
             raise
         except psycopg.Error as exc:
-            problems.append(f"get_order_for_scan({code!r}) failed: {str(exc).splitlines()[0]}")
-            continue
-        if len(found) != 1 or found[0] not in acceptable:
-            problems.append(f"get_order_for_scan({code!r}) gave {found or 'nothing'}, expected {order_id}")
+            found.append(exc)
+    return found
+
+
+def scan_forms(store: str, order_id: str, number: int, shared_number: bool, split: bool = False) -> dict[str, set]:
+    """The documented forms of one order's barcode, each with the ids it may resolve to. A bare
+    number that both stores use may resolve to either store's order. A split order's cake is
+    scanned by its full id only: the other forms name the whole Shopify order, not one cake."""
+    other = next(s for s in contract()["stores"] if s != store)
+    return {order_id: {order_id}} if split else {
+        f"{contract()['barcode_prefixes'][store]}{number}": {order_id},
+        f"{store}-{number}": {order_id},
+        str(number): {order_id, f"{other}-{number}"} if shared_number else {order_id}}
+
+
+def scan_problems(conn: psycopg.Connection, orders: list[tuple]) -> dict[str, list[str]]:
+    """What get_order_for_scan gets wrong, per order, for each (store, order_id, number,
+    shared_number, split) given, in every form of its barcode."""
+    forms = [(order[1], code, acceptable) for order in orders for code, acceptable in scan_forms(*order).items()]
+    problems = {order[1]: [] for order in orders}
+    for (order_id, code, acceptable), found in zip(forms, scans(conn, [code for _, code, _ in forms])):
+        if isinstance(found, psycopg.Error):
+            problems[order_id].append(f"get_order_for_scan({code!r}) failed: {str(found).splitlines()[0]}")
+        elif len(found) != 1 or found[0] not in acceptable:
+            problems[order_id].append(f"get_order_for_scan({code!r}) gave {found or 'nothing'}, expected {order_id}")
     return problems
 
 
 def split_scans(target: Target, user: dict, cakes: list[tuple]) -> Verdict:
     """Every split cake given, (store, id, number), scanned by its full id."""
-    violations = []
     with target.rolled_back() as conn, target.as_staff(conn, user["user_id"], user["email"]):
-        for store, order_id, number in cakes:
-            violations += [{"object": order_id, "problem": problem}
-                           for problem in scan_problems(conn, store, order_id, number, False, split=True)]
+        problems = scan_problems(conn, [(store, order_id, number, False, True) for store, order_id, number in cakes])
+    violations = [{"object": order_id, "problem": problem} for order_id, found in problems.items() for problem in found]
     return SPLIT_SCAN.verdict("all", violations, cakes_scanned=len(cakes))

@@ -196,6 +196,12 @@ FAULTS = {
     "scan_ignores_flourlane_barcodes": Fault(
         rpc_definition("get_order_for_scan").replace("'^#[BF][0-9]+(-[A-Z0-9]+)?$' then", "'^#B[0-9]+(-[A-Z0-9]+)?$' then"),
         {"test_scan_forms_resolve_to_the_same_order": ("get_order_for_scan('#F", "gave nothing, expected flourlane-")}),
+    # One failing form must not hide the others: the scan that raised is named with its error.
+    "scan_raises_on_a_bare_number": Fault(
+        rpc_definition("get_order_for_scan").replace(
+            "v_ids := array['bannos-' || v_scan, 'flourlane-' || v_scan];",
+            "raise exception 'cannot scan a bare number';"),
+        {"test_scan_forms_resolve_to_the_same_order": ("') failed: cannot scan a bare number",)}),
     "scan_drops_the_split_suffix": Fault(
         rpc_definition("get_order_for_scan").replace(
             "v_ids := array[lower(split_part(v_scan, '-', 1)) || substr(v_scan, position('-' in v_scan))];",

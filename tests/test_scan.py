@@ -42,8 +42,7 @@ def test_scan_forms_resolve_to_the_same_order(target, scannable):
         @settings(max_examples=40)
         @given(order=st.sampled_from(scannable))
         def scan(order):
-            store, order_id, number, shared, split = order
-            problems = rpc.scan_problems(conn, store, order_id, number, shared, split)
+            problems = rpc.scan_problems(conn, [order])[order[1]]
             assert not problems, "\n".join(problems)
 
         scan()
