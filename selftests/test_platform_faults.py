@@ -38,12 +38,6 @@ ON_REST = frozenset({"test_anon_rest_read_rpc[get_queue]", "test_anon_rest_read_
                      "test_anon_rest_cannot_read_orders[bannos]", "test_anon_rest_cannot_read_orders[flourlane]"})
 
 
-@pytest.fixture
-def standin():
-    with StandIn(MIGRATIONS_DIR) as server:
-        yield server
-
-
 NEWEST_PHOTOS = "select id from public.order_photos order by created_at desc nulls last, id limit {n}"
 
 
@@ -67,31 +61,43 @@ def photo_setup(standin: StandIn, storage: bool = False) -> list[str]:
     return setup
 
 
-@pytest.fixture
-def platform_clone(ordak_clone, standin):
-    """Factory: a clone whose photos are served by the stand-in (photo_setup), sql applied."""
-    def make(*sql: str, storage: bool = False):
-        return ordak_clone(*photo_setup(standin, storage), *sql, as_admin=True)
-    return make
-
-
-def platform_run(*sql: str, storage: bool = False, overrides=(), **options):
+def platform_run(*sql: str, storage: bool = False, overrides=(), args=(), **options):
     """A job for RunsAhead: a stand-in of its own with overrides (server, method, path, reply),
     its clone's photos served by it, sql applied (formatted with the stand-in's {photos} URL),
-    then run_platform(**options). Returns the run and the stand-in (closed, its log kept)."""
+    then run_platform(*args, **options). Returns the run and the stand-in (closed, its log kept)."""
     def job(clone):
         with StandIn(MIGRATIONS_DIR) as standin:
             for override in overrides:
                 standin.override(*override)
             for statement in [*photo_setup(standin, storage), *(q.format(photos=standin.url("photos")) for q in sql)]:
                 clone.execute(statement, as_admin=True)
-            return run_platform(clone, standin, **options), standin
+            return run_platform(clone, standin, *args, **options), standin
     return job
 
 
 def runs_ahead() -> dict:
-    """This module's catalogue runs, started when the session starts (selftests/conftest.py)."""
+    """This module's runs, started when the session starts (selftests/conftest.py)."""
+    now = datetime.now(timezone.utc)
+    two_lints = [lint("rls_disabled_in_public_public_notes"), lint("rls_disabled_in_public_public_drafts", table="drafts")]
+    buckets_only = (PART, "tests/test_security.py::test_buckets_private")
     return {
+        "test_healthy_answers_pass_and_only_reads_are_sent": platform_run(storage=True),
+        "test_thresholds_are_overridden_per_environment": platform_run(
+            overrides=[("management", "GET", BACKUPS, Reply(200, _window(now - timedelta(days=3), now)))],
+            extra_toml="[staging.thresholds]\npitr_window_days = 3\n"),
+        "test_xdist_workers_collect_the_same_lints": platform_run(
+            overrides=[("management", "GET", ADVISORS, Reply(200, {"lints": two_lints}))], args=(PART, "-n", "2")),
+        "test_public_bucket_is_reported_once": platform_run(
+            "update storage.buckets set public = true where id = 'order_photos'", storage=True, args=buckets_only),
+        "test_no_bucket_is_not_a_finding": platform_run(args=buckets_only),
+        "test_wrong_service_role_key": platform_run(storage=True, ORDAK_STAGING_SERVICE_ROLE_KEY="eyJwrong.service.key"),
+        "test_unset_variables_skip_naming_them": platform_run(SUPABASE_ACCESS_TOKEN="", ORDAK_STAGING_ANON_KEY=""),
+        "test_an_accepted_lint_passes_and_an_unlisted_one_fails": platform_run(
+            overrides=[("management", "GET", ADVISORS, Reply(200, {"lints": two_lints}))],
+            extra_toml=ACCEPTED.format(until="2099-01-31")),
+        "test_an_expired_acceptance_fails_again": platform_run(
+            overrides=[("management", "GET", ADVISORS, Reply(200, {"lints": [lint("rls_disabled_in_public_public_notes")]}))],
+            extra_toml=ACCEPTED.format(until="2020-01-31")),
         **{f"test_fault[{name}]": platform_run(*filter(None, [f.sql]), storage=f.storage,
                                                 overrides=[(f.server, f.method, f.path, f.reply)])
            for name, f in FAULTS.items()},
@@ -143,8 +149,8 @@ def one_line(message: str) -> str:
 
 
 # -- healthy answers ------------------------------------------------------------------------
-def test_healthy_answers_pass_and_only_reads_are_sent(platform_clone, standin):
-    run = run_platform(platform_clone(storage=True), standin)
+def test_healthy_answers_pass_and_only_reads_are_sent(ahead_run):
+    run, standin = ahead_run
     assert_outcomes(run, {})
     assert run.with_status("passed") == PLATFORM_TESTS, run.output
     assert "photos_sampled=10, photos_readable=10" in run.output and "pitr_window_days=7.08" in run.output
@@ -170,17 +176,14 @@ def test_healthy_answers_pass_and_only_reads_are_sent(platform_clone, standin):
                     "get_queue", "get_unassigned_counts", "get_queue_stats", "get_order_for_scan"), request
 
 
-def test_thresholds_are_overridden_per_environment(platform_clone, standin):
-    now = datetime.now(timezone.utc)
-    standin.override("management", "GET", BACKUPS, Reply(200, _window(now - timedelta(days=3), now)))
-    run = run_platform(platform_clone(), standin, extra_toml="[staging.thresholds]\npitr_window_days = 3\n")
+def test_thresholds_are_overridden_per_environment(ahead_run):
+    """The backups answer a 3-day window, which the environment's own threshold accepts."""
+    run, _ = ahead_run
     assert run.outcome("test_pitr_window").status == "passed", run.output
 
 
-def test_xdist_workers_collect_the_same_lints(platform_clone, standin):
-    lints = [lint("rls_disabled_in_public_public_notes"), lint("rls_disabled_in_public_public_drafts", table="drafts")]
-    standin.override("management", "GET", ADVISORS, Reply(200, {"lints": lints}))
-    run = run_platform(platform_clone(), standin, PART, "-n", "2")
+def test_xdist_workers_collect_the_same_lints(ahead_run):
+    run, standin = ahead_run
     assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_notes]": ("public.notes",),
                           "test_security_advisor[rls_disabled_in_public_public_drafts]": ("public.drafts",)})
     advisor_reads = [r for r in standin.requests if r.path.endswith("/advisors/security")]
@@ -292,17 +295,16 @@ def test_fault(ahead_run, name):
     assert_outcomes(run, fails, fault.skips)
 
 
-def test_public_bucket_is_reported_once(platform_clone, standin):
+def test_public_bucket_is_reported_once(ahead_run):
     """test_security judges storage.buckets already (a bucket, where one exists, must be
     private); the photo check reads through signed URLs and does not report it twice."""
-    clone = platform_clone("update storage.buckets set public = true where id = 'order_photos'", storage=True)
-    run = run_platform(clone, standin, PART, "tests/test_security.py::test_buckets_private")
+    run, _ = ahead_run
     assert_outcomes(run, {"test_buckets_private": ("bucket order_photos: bucket is public",)})
 
 
-def test_no_bucket_is_not_a_finding(platform_clone, standin):
+def test_no_bucket_is_not_a_finding(ahead_run):
     """Ordak keeps URLs today and has no bucket (SYSTEM.md): photos are fetched as they are."""
-    run = run_platform(platform_clone(), standin, PART, "tests/test_security.py::test_buckets_private")
+    run, standin = ahead_run
     assert_outcomes(run, {})
     assert not [r for r in standin.requests if "/storage/" in r.path], "nothing to sign"
     assert len([r for r in standin.requests if r.server == "photos"]) == 10
@@ -378,16 +380,16 @@ def test_bad_rest_answer(ahead_run, name):
         run.outcome("test_anon_rest_read_rpc[get_queue]").message
 
 
-def test_wrong_service_role_key(platform_clone, standin):
-    run = run_platform(platform_clone(storage=True), standin, ORDAK_STAGING_SERVICE_ROLE_KEY="eyJwrong.service.key")
+def test_wrong_service_role_key(ahead_run):
+    run, standin = ahead_run
     assert_outcomes(run, {"test_photos_readable": (
         f"POST {standin.url('project')}/storage/v1/object/sign/order_photos/", "401 Unauthorized (Invalid API key)",
         "the service role key was refused: check ORDAK_STAGING_SERVICE_ROLE_KEY")})
     one_line(run.outcome("test_photos_readable").message)
 
 
-def test_unset_variables_skip_naming_them(platform_clone, standin):
-    run = run_platform(platform_clone(), standin, SUPABASE_ACCESS_TOKEN="", ORDAK_STAGING_ANON_KEY="")
+def test_unset_variables_skip_naming_them(ahead_run):
+    run, _ = ahead_run
     unavailable = PLATFORM_TESTS - {"test_photos_readable", "test_security_advisor[none]"}
     assert run.with_status("skipped") == unavailable | {"test_security_advisor[unavailable]"}, run.output
     assert "SUPABASE_ACCESS_TOKEN: export them" in run.outcome("test_pitr_enabled").message
@@ -409,10 +411,8 @@ until = 2099-01-31
 """
 
 
-def test_an_accepted_lint_passes_and_an_unlisted_one_fails(platform_clone, standin):
-    lints = [lint("rls_disabled_in_public_public_notes"), lint("rls_disabled_in_public_public_drafts", table="drafts")]
-    standin.override("management", "GET", ADVISORS, Reply(200, {"lints": lints}))
-    run = run_platform(platform_clone(), standin, extra_toml=ACCEPTED.format(until="2099-01-31"))
+def test_an_accepted_lint_passes_and_an_unlisted_one_fails(ahead_run):
+    run, _ = ahead_run
     assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_drafts]": (
         "public.drafts: ERROR RLS Disabled in Public",)})
     assert run.outcome("test_security_advisor[rls_disabled_in_public_public_notes]").status == "passed"
@@ -421,8 +421,7 @@ def test_an_accepted_lint_passes_and_an_unlisted_one_fails(platform_clone, stand
     assert "accepted key matched nothing (fixed? remove it): security_advisor:auth_otp_long_expiry" in run.output
 
 
-def test_an_expired_acceptance_fails_again(platform_clone, standin):
-    standin.override("management", "GET", ADVISORS, Reply(200, {"lints": [lint("rls_disabled_in_public_public_notes")]}))
-    run = run_platform(platform_clone(), standin, extra_toml=ACCEPTED.format(until="2020-01-31"))
+def test_an_expired_acceptance_fails_again(ahead_run):
+    run, _ = ahead_run
     assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_notes]": (
         "public.notes: ERROR RLS Disabled in Public", "expired on 2020-01-31 (public.notes is the public changelog)")})
