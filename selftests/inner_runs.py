@@ -18,6 +18,7 @@ import gc
 import multiprocessing
 import os
 import sys
+import traceback
 from pathlib import Path
 
 # What every inner run imports; loaded once in the server (and already loaded in the outer run).
@@ -50,6 +51,37 @@ def run(args: list[str], *, env: dict[str, str], cwd: Path, output: Path, timeou
         child.join()
         raise TimeoutError(f"the inner pytest run did not finish in {timeout:.0f} s: {output}")
     return child.exitcode
+
+
+def call(function, *args, timeout: float):
+    """function(*args) in a fork of the server; returns its result (pickled back). For work that
+    patches modules (a fault slipped between a drill's phases): the patch lives and dies with
+    the fork, whatever else the asking process runs meanwhile. A failure comes back as a
+    RuntimeError carrying the fork's traceback."""
+    receive, send = _server.Pipe(duplex=False)
+    child = _server.Process(target=_call, args=(send, function, args))
+    child.start()
+    send.close()
+    try:
+        if not receive.poll(timeout):
+            child.kill()
+            raise TimeoutError(f"{function.__name__} did not finish in {timeout:.0f} s")
+        ok, value = receive.recv()
+    finally:
+        receive.close()
+        child.join()
+    if not ok:
+        raise RuntimeError(f"{function.__name__} failed in its fork:\n{value}")
+    return value
+
+
+def _call(send, function, args) -> None:
+    try:
+        result = (True, function(*args))
+    except BaseException:  # noqa: BLE001  (everything goes back to the asking process, said)
+        result = (False, traceback.format_exc())
+    send.send(result)
+    send.close()
 
 
 def _pytest_main(args: list[str], env: dict[str, str], cwd: str, output: str) -> None:

@@ -3,7 +3,7 @@ named, and leaves its sources and no throwaway cluster behind.
 
 Drills here are small (300 orders per store, seconds of traffic). Some run as a user would
 (`pytest --env=drill` in a subprocess, with an environments file of their own); faults that
-strike between two phases drive checks.drill.Drill phase by phase, in this process.
+strike between two phases drive checks.drill.Drill phase by phase, in a fork of their own.
 """
 
 import os
@@ -24,7 +24,8 @@ from checks.embedded import data_root
 from checks.environments import Environment
 from checks.errors import SetupError
 from checks.target import Target
-from selftests.harness import ROOT, assert_outcomes, run_suite, without_http
+from selftests import inner_runs
+from selftests.harness import ROOT, SUITE_TIMEOUT, assert_outcomes, run_suite, without_http
 
 SCALE = 300
 ENVIRONMENTS = f"""
@@ -47,13 +48,6 @@ PAUSE = "select cron.alter_job(jobid, active := false) from cron.job where jobna
 PAUSED_FIRST = PAUSE.format(SYNC)  # what a person does first on a restored copy
 
 
-@pytest.fixture
-def environments(tmp_path):
-    path = tmp_path / "environments.toml"
-    path.write_text(ENVIRONMENTS)
-    return path
-
-
 def drill_run(environments, tmp_path, *args):
     return run_suite("--env=drill", f"--environments={environments}", *args, env={"ORDAK_DATA_DIR": str(data_root())},
                      workdir=tmp_path / f"run{len(list(tmp_path.glob('run*')))}")
@@ -70,19 +64,36 @@ def dead_leftovers() -> list[str]:
     return dead
 
 
-@pytest.fixture
-def drill():
-    """Factory for an in-process drill, always cleaned up."""
-    made = []
+def small_drill(**plan) -> Drill:
+    return Drill(Plan(scale=SCALE, workload_seconds=3, workload_rate=25, restore_point="-1.5s", **plan),
+                 progress=lambda _: None)
 
-    def make(**plan) -> Drill:
-        made.append(Drill(Plan(scale=SCALE, workload_seconds=3, workload_rate=25, restore_point="-1.5s", **plan),
-                          progress=lambda _: None))
-        return made[-1]
 
-    yield make
-    for d in made:
-        d.close()
+def in_a_fork(drive, **plan):
+    """A job for RunsAhead: drive(drill) -> what it saw, on a small drill of its own (plan
+    changes its Plan), in a fork of the inner-run server (selftests/inner_runs.call), so that
+    the fault it patches into checks.pitr touches no other drill; the drill is closed whatever
+    happens."""
+    def job(clone):
+        return inner_runs.call(_drive, drive, plan, timeout=SUITE_TIMEOUT)
+    return job
+
+
+def _drive(drive, plan: dict) -> dict:
+    drill = small_drill(**plan)
+    try:
+        return drive(drill)
+    finally:
+        drill.close()
+
+
+def stopped(drill: Drill, phase: str, work) -> str | None:
+    """The one-line error the phase stopped with, or None when it went through."""
+    try:
+        drill.phase(phase, work)
+    except SetupError as exc:
+        return str(exc)
+    return None
 
 
 def until_incident(drill: Drill) -> None:
@@ -124,6 +135,12 @@ def runs_ahead() -> dict:
         "test_dump_mode_losses_are_findings_not_crashes": rehearsal(
             "--drill-mode=dump", "tests/test_schema.py", "tests/test_migrations.py", "tests/test_security.py",
             "tests/test_drill.py"),
+        "test_missing_wal_segment_stops_the_restore_naming_the_gap": in_a_fork(missing_wal_segment),
+        "test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file": in_a_fork(corrupted_base_backup),
+        "test_a_restore_that_writes_to_its_sources_is_caught": in_a_fork(restore_writing_to_its_sources),
+        "test_active_http_cron_job_on_the_restored_database_is_named": in_a_fork(
+            http_cron_jobs_on_the_restored_database, pause_http_cron=False),
+        "test_ctrl_c_during_the_drill_leaves_nothing_behind": interrupted_drill,
     }
 
 
@@ -158,32 +175,38 @@ def test_rehearsal_that_forgets_to_pause_http_cron_is_caught_naming_the_job(ahea
 
 
 # -- faults ---------------------------------------------------------------------------------
-def test_missing_wal_segment_stops_the_restore_naming_the_gap(drill, monkeypatch):
+# Faults that strike between two phases: each drives a drill in a fork (in_a_fork) and returns
+# what it saw; the test judges that.
+def missing_wal_segment(d: Drill) -> dict:
     # WAL shipped every second, as Supabase ships it every two minutes: segments to lose one of
     real = pitr.archiving
-    monkeypatch.setattr(pitr, "archiving", lambda archive: {**real(archive), "archive_timeout": "'1s'"})
-    d = drill()
+    pitr.archiving = lambda archive: {**real(archive), "archive_timeout": "'1s'"}
     until_incident(d)
     backup_wal = {p.name for p in (d.backup / "pg_wal").iterdir() if pitr.SEGMENT.match(p.name)}
     needed = sorted(p.name for p in d.archive.iterdir() if pitr.SEGMENT.match(p.name) and p.name > max(backup_wal))
-    assert len(needed) >= 3, needed
-    gone = needed[0]
-    (d.archive / gone).unlink()
+    if len(needed) < 3:
+        return {"needed": needed}
+    (d.archive / needed[0]).unlink()
     archive_before, backup_before = pitr.manifest(d.archive), pitr.manifest(d.backup)
-    with pytest.raises(SetupError) as failure:
-        d.phase("restore", d.restore)
-    message = str(failure.value)
-    assert message.startswith("the drill stopped at phase [5/6] 'restore': ")
-    assert f"WAL segment {gone} is missing from the archive" in message
+    error = stopped(d, "restore", d.restore)
+    with psycopg.connect(d.production_url) as conn:
+        production_orders = conn.execute("select count(*) from public.orders_flourlane").fetchone()[0]
+    return {"needed": needed, "gone": needed[0], "error": error, "production_orders": production_orders,
+            "sources_unchanged": pitr.manifest(d.archive) == archive_before and pitr.manifest(d.backup) == backup_before}
+
+
+def test_missing_wal_segment_stops_the_restore_naming_the_gap(ahead_run):
+    seen = ahead_run
+    assert len(seen["needed"]) >= 3, seen["needed"]
+    message = seen["error"]
+    assert message and message.startswith("the drill stopped at phase [5/6] 'restore': "), message
+    assert f"WAL segment {seen['gone']} is missing from the archive" in message
     assert "\n" not in message
     # the failed restore left its sources as they were, and production answers
-    assert pitr.manifest(d.archive) == archive_before and pitr.manifest(d.backup) == backup_before
-    with psycopg.connect(d.production_url) as conn:
-        assert conn.execute("select count(*) from public.orders_flourlane").fetchone()[0] > SCALE
+    assert seen["sources_unchanged"] and seen["production_orders"] > SCALE
 
 
-def test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file(drill, monkeypatch):
-    d = drill()
+def corrupted_base_backup(d: Drill) -> dict:
     d.phase("production", d.production)
     with psycopg.connect(d.production_url) as conn:
         relation = conn.execute("select pg_relation_filepath('public.orders_bannos')").fetchone()[0]
@@ -196,12 +219,14 @@ def test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file(dr
         data[100:108] = b"CORRUPT!"
         path.write_bytes(bytes(data))
 
-    monkeypatch.setattr(pitr, "base_backup", corrupting)
-    with pytest.raises(SetupError) as failure:
-        d.phase("base backup", d.base_backup)
-    message = str(failure.value)
-    assert message.startswith("the drill stopped at phase [2/6] 'base backup': pg_verifybackup rejects")
-    assert relation in message
+    pitr.base_backup = corrupting
+    return {"relation": relation, "error": stopped(d, "base backup", d.base_backup)}
+
+
+def test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file(ahead_run):
+    message = ahead_run["error"]
+    assert message and message.startswith("the drill stopped at phase [2/6] 'base backup': pg_verifybackup rejects")
+    assert ahead_run["relation"] in message
 
 
 def test_restore_point_after_the_incident_names_the_lost_orders(ahead_run):
@@ -223,10 +248,10 @@ def test_restore_to_the_wrong_time_is_caught_by_the_canaries(ahead_run, case):
         assert re.search(seen, run.outcome(f"test_canaries[{store}]").message), run.output
 
 
-def test_a_restore_that_writes_to_its_sources_is_caught(drill, monkeypatch):
-    d = drill()
+def restore_writing_to_its_sources(d: Drill) -> dict:
     until_incident(d)
     real = pitr.recover
+    touched: list[str] = []
 
     def writing(backup, archive, dest, target, extension_dir):
         server = real(backup, archive, dest, target, extension_dir)
@@ -237,16 +262,19 @@ def test_a_restore_that_writes_to_its_sources_is_caught(drill, monkeypatch):
         touched.extend([segment.name, "postgresql.auto.conf"])
         return server
 
-    touched: list[str] = []
-    monkeypatch.setattr(pitr, "recover", writing)
+    pitr.recover = writing
     d.phase("restore", d.restore)
     verdict = recovery.source_untouched(d.source)
-    assert [v["object"] for v in verdict.violations] == [f"base backup: {touched[1]}", f"WAL archive: {touched[0]}"]
-    assert "changed during the restore" in verdict.message()
+    return {"touched": touched, "objects": [v["object"] for v in verdict.violations], "message": verdict.message()}
 
 
-def test_active_http_cron_job_on_the_restored_database_is_named(drill):
-    d = drill(pause_http_cron=False)
+def test_a_restore_that_writes_to_its_sources_is_caught(ahead_run):
+    seen = ahead_run
+    assert seen["objects"] == [f"base backup: {seen['touched'][1]}", f"WAL archive: {seen['touched'][0]}"]
+    assert "changed during the restore" in seen["message"]
+
+
+def http_cron_jobs_on_the_restored_database(d: Drill) -> dict:
     d.phase("production", d.production)
     with psycopg.connect(d.production_url, autocommit=True) as conn:
         conn.execute(HTTP_JOB)
@@ -255,23 +283,31 @@ def test_active_http_cron_job_on_the_restored_database_is_named(drill):
         conn.execute("select cron.schedule('push-stock-edge', '*/10 * * * *', 'select public.push_stock()')")
         conn.execute("select cron.schedule('quiet-http', '0 0 * * *', 'select net.http_get(''https://example.org'')')")
         conn.execute("update cron.job set active = false where jobname = 'quiet-http'")
-    d.phase("base backup", d.base_backup)
-    d.phase("workload", d.workload)
-    d.phase("incident", d.incident)
-    d.phase("restore", d.restore)
+    for name, work in (("base backup", d.base_backup), ("workload", d.workload), ("incident", d.incident),
+                       ("restore", d.restore)):
+        d.phase(name, work)
     restored = Target(Environment(name="restore", restore_target=True), d.restored_url)
-    verdict = recovery.http_cron_jobs(restored)
-    named = {v["object"].split(" (")[0]: v["problem"] for v in verdict.violations}
-    assert set(named) == {f"cron job {SYNC}", "cron job push-stock-http", "cron job push-stock-edge"}, \
-        verdict.message()
+    try:
+        verdict = recovery.http_cron_jobs(restored)
+        paused = recovery.pause_http_cron_jobs(restored)  # what the rehearsal does by default
+        after = recovery.http_cron_jobs(restored)
+    finally:
+        restored.close()
+    return {"named": {v["object"].split(" (")[0]: v["problem"] for v in verdict.violations},
+            "message": verdict.message(), "paused": sorted(paused),
+            "after_ok": after.ok, "after_facts": after.facts, "after_message": after.message()}
+
+
+def test_active_http_cron_job_on_the_restored_database_is_named(ahead_run):
+    seen = ahead_run
+    named = seen["named"]
+    assert set(named) == {f"cron job {SYNC}", "cron job push-stock-http", "cron job push-stock-edge"}, seen["message"]
     assert "calls net.http_post" in named["cron job push-stock-http"]
     assert "calls public.push_stock, which makes HTTP calls" in named["cron job push-stock-edge"]
     # what the rehearsal does by default: every one of them paused, the other jobs left running
-    assert sorted(recovery.pause_http_cron_jobs(restored)) == ["push-stock-edge", "push-stock-http", SYNC]
-    after = recovery.http_cron_jobs(restored)
-    assert after.ok and after.facts["active_jobs"] == 2, after.message()
-    assert after.facts["paused_http_jobs"] == f"{SYNC}, push-stock-http, push-stock-edge, quiet-http"
-    restored.close()
+    assert seen["paused"] == ["push-stock-edge", "push-stock-http", SYNC]
+    assert seen["after_ok"] and seen["after_facts"]["active_jobs"] == 2, seen["after_message"]
+    assert seen["after_facts"]["paused_http_jobs"] == f"{SYNC}, push-stock-http, push-stock-edge, quiet-http"
 
 
 def test_http_cron_job_is_the_first_finding_of_a_restore_run(ordak_clone):
@@ -309,9 +345,13 @@ def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(ahead
     assert dead_leftovers() == []
 
 
-def test_ctrl_c_during_the_drill_leaves_nothing_behind(environments, tmp_path):
+def interrupted_drill(clone) -> dict:
+    """A job for RunsAhead: `pytest --env=drill` as a user runs it, Ctrl-C during its workload."""
+    clone.workdir.mkdir(parents=True)
+    environments = clone.workdir / "environments.toml"
+    environments.write_text(ENVIRONMENTS)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--env=drill",
-               f"--environments={environments}", "--workload-seconds=30", f"--junitxml={tmp_path / 'j.xml'}",
+               f"--environments={environments}", "--workload-seconds=30", f"--junitxml={clone.workdir / 'j.xml'}",
                "tests/test_drill.py"]
     clean = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, "ORDAK_DATA_DIR": str(data_root())}
     process = subprocess.Popen(command, cwd=ROOT, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -322,11 +362,18 @@ def test_ctrl_c_during_the_drill_leaves_nothing_behind(environments, tmp_path):
             break
     time.sleep(1)
     folder = data_root() / f"drill-run-{process.pid}"
-    assert folder.exists(), "".join(seen)
+    existed = folder.exists()
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=120)
-    assert not folder.exists()
-    assert not list(data_root().glob(f"drill-*-private-{process.pid}"))  # when another drill held the shared one
+    return {"output": "".join(seen), "existed": existed, "left": folder.exists(),
+            "private_left": [p.name for p in data_root().glob(f"drill-*-private-{process.pid}")]}
+
+
+def test_ctrl_c_during_the_drill_leaves_nothing_behind(ahead_run):
+    seen = ahead_run
+    assert seen["existed"], seen["output"]
+    assert not seen["left"]
+    assert not seen["private_left"]  # when another drill held the shared one
 
 
 def test_real_drill_timeline_measures_rto_and_data_loss(ordak_clone):
