@@ -210,7 +210,7 @@ class RunsAhead:
     arguments), they start ahead, and each test takes its run's result: the same run it would
     have made itself, made while the session works on other tests (selftests/conftest.py)."""
 
-    WORKERS = 2
+    WORKERS = 4
 
     def __init__(self, reference: FreshReference, workdir: Path):
         self.reference, self.workdir = reference, workdir
