@@ -1,7 +1,5 @@
 """Read-only environments are read-only at the connection level, not by convention."""
 
-import subprocess
-import sys
 import textwrap
 
 import psycopg
@@ -10,7 +8,7 @@ import pytest
 from checks.environments import Environment, load_environments
 from checks.errors import SetupError
 from checks.target import Target
-from selftests.harness import ROOT
+from selftests.harness import ROOT, run_suite
 
 PRODUCTION = Environment("production", read_only=True)
 
@@ -88,18 +86,11 @@ WRITING_TEST = textwrap.dedent("""
 @pytest.mark.parametrize("env_name, writes_outcome", [("production", "skipped"), ("staging", "passed")])
 def test_tests_that_write_are_skipped_on_read_only_envs(tmp_path, clone_url, env_name, writes_outcome):
     (tmp_path / "test_w.py").write_text(WRITING_TEST)
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "checks.plugin", "-p", "no:cacheprovider", "-rs", "-v",
-         f"--environments={ROOT / 'environments.toml'}", f"--env={env_name}", "test_w.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={**_clean_env(), f"ORDAK_{env_name.upper()}_DB_URL": clone_url})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"test_writes {writes_outcome.upper()}" in done.stdout
-    assert "test_reads PASSED" in done.stdout
+    run = run_suite("-p", "checks.plugin", f"--environments={ROOT / 'environments.toml'}", f"--env={env_name}",
+                    "test_w.py", env={f"ORDAK_{env_name.upper()}_DB_URL": clone_url}, workdir=tmp_path / "run",
+                    root=tmp_path)
+    assert run.exit_code == 0, run.output
+    assert run.outcome("test_writes").status == writes_outcome, run.output
+    assert run.outcome("test_reads").status == "passed", run.output
     if writes_outcome == "skipped":
-        assert "skipped because environment 'production' is read-only" in done.stdout
-
-
-def _clean_env():
-    import os
-    return {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
+        assert "skipped because environment 'production' is read-only" in run.outcome("test_writes").message

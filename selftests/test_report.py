@@ -5,12 +5,14 @@ secret in every secret variable; report names; and the CI workflows that run the
 import json
 import os
 import re
-import subprocess
-import sys
+import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from pathlib import Path
 
 import psycopg
 import yaml
@@ -18,6 +20,7 @@ import yaml
 from checks.migrations import migration_files
 from checks.reference import MIGRATIONS_DIR
 from checks.summary import AREAS, ReportPaths, area_of, reserve
+from selftests import inner_runs
 from selftests.harness import ROOT, run_suite
 
 # Read-only parts of the suite that measure every fact the first screen shows (~150 tests, seconds).
@@ -319,20 +322,29 @@ def test_two_runs_in_the_same_second_get_different_names(tmp_path):
     assert reserve(tmp_path, "../../x", moment).parent == tmp_path
 
 
-def _default_named_runs(*env_options: str) -> list[tuple[subprocess.CompletedProcess, ReportPaths]]:
+@dataclass(frozen=True)
+class Ran:
+    returncode: int
+    stdout: str
+
+
+def _default_named_runs(*env_options: str) -> list[tuple[Ran, ReportPaths]]:
     """Runs pytest with each --env at once, as a user would (no --html), and returns each run
     with the files it printed; a finalizer must call _forget()."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
-    started = [subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", option], cwd=ROOT,
-                                env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for option in env_options]
-    runs = []
-    for process in started:
-        output = process.communicate(timeout=120)[0]
-        printed = re.search(r"report: (\S+\.html)", output)
-        assert printed, output
-        runs.append((subprocess.CompletedProcess(process.args, process.returncode, output),
-                     ReportPaths.beside(ROOT / printed.group(1))))
+
+    def run(option: str, log: Path) -> Ran:
+        code = inner_runs.run(["-p", "no:cacheprovider", option], env=clean, cwd=ROOT, output=log, timeout=120)
+        return Ran(code, log.read_text())
+
+    with tempfile.TemporaryDirectory() as logs, ThreadPoolExecutor(len(env_options)) as pool:
+        started = [pool.submit(run, option, Path(logs) / f"run{n}.txt") for n, option in enumerate(env_options)]
+        runs = []
+        for future in started:
+            ran = future.result()
+            printed = re.search(r"report: (\S+\.html)", ran.stdout)
+            assert printed, ran.stdout
+            runs.append((ran, ReportPaths.beside(ROOT / printed.group(1))))
     return runs
 
 
