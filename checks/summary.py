@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 from dataclasses import dataclass
+from functools import cache
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -160,14 +161,14 @@ def build(*, env, target, compare, clock, error: str | None, thresholds: dict, s
         "started_at": _iso(started), "finished_at": _iso(finished),
         "duration_seconds": round((finished - started).total_seconds(), 1),
         "reference_time": reference,
-        "suite": {"version": _version("ordak-verify"), "commit": commit(root),
+        "suite": {"version": package_versions()["ordak-verify"], "commit": commit(root),
                   "command": shlex.join(["pytest", *command])},
         "counts": counts, "checks": results, "facts": facts,
         "objectives": {"rto_hours": thresholds.get("rto_hours", RUNBOOK_RTO_HOURS),
                        "rpo_hours": thresholds.get("rpo_hours")},
         "timeline": drill(timeline, finished, results, facts, thresholds),
         "versions": {"python": platform.python_version(), "platform": platform.platform(),
-                     **{p: _version(p) for p in PACKAGES}, **server},
+                     **{p: package_versions()[p] for p in PACKAGES}, **server},
     }
     return data
 
@@ -318,6 +319,12 @@ def commit(root: Path) -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return os.environ.get("GITHUB_SHA", "")[:12] or "unknown"
+
+
+@cache  # installed packages do not change under a run (each version is a METADATA file to parse)
+def package_versions() -> dict[str, str]:
+    """The suite's own version and its main packages', as the report prints them."""
+    return {p: _version(p) for p in ("ordak-verify", *PACKAGES)}
 
 
 def _version(package: str) -> str:

@@ -17,6 +17,7 @@ import atexit
 import gc
 import multiprocessing
 import os
+import platform
 import sys
 import traceback
 from pathlib import Path
@@ -28,9 +29,11 @@ import pytest
 import xdist.plugin  # noqa: F401
 
 import checks.plugin  # noqa: F401  (and through it the rest of checks/)
-from checks import report
+from checks import report, summary
 
 report._TEMPLATES.get_template("report.html.j2")  # compiled once, shared by every fork
+summary.package_versions()  # read once, likewise
+platform.platform()  # the report's; it runs `uname -p` the first time
 
 # Imported before pytest starts, these modules cannot have their asserts rewritten; none of
 # the suite's verdicts rests on a rewritten assert (tests/ are imported, and rewritten, per run).
