@@ -8,7 +8,6 @@ run's JUnit XML, with its failure text.
 
 import itertools
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -215,10 +214,12 @@ class RunsAhead:
     def __init__(self, reference: FreshReference, workdir: Path):
         self.reference, self.workdir = reference, workdir
         self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="inner-run")
+        self._started = itertools.count(1)
 
     def start(self, key: str, job) -> Future:
-        """job(clone) -> a result, on a fresh clone (on_fresh_clone) in a folder named by key."""
-        workdir = self.workdir / re.sub(r"[^\w.-]+", "_", key)
+        """job(clone) -> a result, on a fresh clone (on_fresh_clone) in a folder of its own, named
+        by the test (not by its parameters, which may hold a secret the test puts in a URL)."""
+        workdir = self.workdir / f"{next(self._started)}-{key.split('::')[-1].split('[')[0]}"
         return self._pool.submit(on_fresh_clone, self.reference, workdir, job)
 
     def close(self) -> None:

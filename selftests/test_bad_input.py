@@ -32,37 +32,93 @@ def assert_one_line_error(run, *expected: str) -> str:
     return errors[0]
 
 
-def test_unknown_env_lists_the_known_ones(tmp_path):
-    run = run_suite("--env=prod", env={}, workdir=tmp_path)
+def suite_run(*args: str, env: dict | None = None, files: dict | None = None):
+    """A job for RunsAhead: run_suite(*args) in its clone's folder, files (name -> bytes)
+    written there first. In args and env, {dir} stands for that folder and {url} for the
+    clone's URL. Returns the run and the folder."""
+    def job(clone):
+        folder = clone.workdir
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in (files or {}).items():
+            (folder / name).write_bytes(content)
+
+        def fill(text: str) -> str:
+            return text.replace("{dir}", str(folder)).replace("{url}", clone.url)
+        return run_suite(*map(fill, args), env={k: fill(v) for k, v in (env or {}).items()},
+                         workdir=folder / "run"), folder
+    return job
+
+
+def runs_ahead() -> dict:
+    """This module's runs whose input is known up front, started when the session starts
+    (selftests/conftest.py)."""
+    restore = {"ORDAK_RESTORE_DB_URL": "{url}"}
+    return {
+        "test_unknown_env_lists_the_known_ones": suite_run("--env=prod"),
+        "test_missing_secret_names_the_variable": suite_run("--env=production"),
+        **{f"test_unparsable_url[{url}]": suite_run("--env=restore", env={"ORDAK_RESTORE_DB_URL": url})
+           for url in UNPARSABLE},
+        "test_unreachable_host_gives_up_within_the_connect_timeout": unreachable_host,
+        **{f"test_malformed_environments_file[{expected}]": suite_run(
+            "--env=staging", "--environments={dir}/envs.toml", files={"envs.toml": content.encode()})
+           for content, expected in MALFORMED},
+        "test_environments_file_that_is_not_utf8": suite_run(
+            "--env=staging", "--environments={dir}/envs.toml",
+            files={"envs.toml": "[staging]\n[staging.secrets]\n# caf\u00e9\ndb_url = 'X'\n".encode("latin-1")}),
+        "test_environments_file_that_is_a_folder": suite_run("--env=staging", "--environments={dir}"),
+        "test_dotenv_file_that_is_not_utf8": suite_run(  # .env is read from the project root: --rootdir here
+            "--env=staging", "--rootdir={dir}", f"--environments={ROOT / 'environments.toml'}",
+            files={".env": "ORDAK_STAGING_DB_URL=postgresql://caf\u00e9@/x\n".encode("latin-1")}),
+        "test_data_dir_that_cannot_be_written": suite_run(
+            "--env=local", env={"ORDAK_DATA_DIR": "{dir}/a-file/clusters"}, files={"a-file": b""}),
+        **{f"test_options_that_cannot_be_right[{option}-{expected}]": suite_run("--env=restore", option, env=restore)
+           for option, expected in BAD_OPTIONS},
+        "test_compare_to_the_same_database_under_another_name": suite_run(
+            "--env=restore", "--compare-to=production", env={**restore, "ORDAK_PRODUCTION_DB_URL": "{url}"}),
+        "test_persist_smoke_on_a_read_only_env": suite_run(
+            "--env=production", "--persist-smoke", env={"ORDAK_PRODUCTION_DB_URL": "{url}"}),
+    }
+
+
+def test_unknown_env_lists_the_known_ones(ahead_run):
+    run, _ = ahead_run
     assert_one_line_error(run, "unknown environment 'prod'", "known: local, staging, production, restore")
 
 
-def test_missing_secret_names_the_variable(tmp_path):
-    run = run_suite("--env=production", env={}, workdir=tmp_path)
+def test_missing_secret_names_the_variable(ahead_run):
+    run, _ = ahead_run
     assert_one_line_error(run, "ORDAK_PRODUCTION_DB_URL")
 
 
-@pytest.mark.parametrize("url", [f"not a url {SECRET}", f"postgresql://u:{SECRET}@[db.example.com/postgres",
-                                 f"postgresql://u:{SECRET}@db.example.com:port/postgres"])
-def test_unparsable_url(tmp_path, url):
-    run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=tmp_path)
+UNPARSABLE = [f"not a url {SECRET}", f"postgresql://u:{SECRET}@[db.example.com/postgres",
+              f"postgresql://u:{SECRET}@db.example.com:port/postgres"]
+
+
+@pytest.mark.parametrize("url", UNPARSABLE)
+def test_unparsable_url(ahead_run, url):
+    run, _ = ahead_run
     assert_one_line_error(run, "ORDAK_RESTORE_DB_URL is not a valid PostgreSQL URL")
 
 
-def test_unreachable_host_gives_up_within_the_connect_timeout(tmp_path):
-    # A listener that accepts connections and never answers: the worst kind of unreachable.
+def unreachable_host(clone) -> dict:
+    """A job for RunsAhead: a run against a listener that accepts connections and never
+    answers (the worst kind of unreachable), timed against a run stopped before connecting,
+    so that a busy machine's slow start-up cancels out."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
         url = f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/postgres?connect_timeout=2"
         started = time.monotonic()
-        run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=tmp_path)
+        run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=clone.workdir / "run")
         elapsed = time.monotonic() - started
-    # Against a run stopped before connecting, so that a busy machine's slow start-up cancels out.
     started = time.monotonic()
-    run_suite("--env=nowhere", env={}, workdir=tmp_path / "baseline")
-    baseline = time.monotonic() - started
+    run_suite("--env=nowhere", env={}, workdir=clone.workdir / "baseline")
+    return {"run": run, "elapsed": elapsed, "baseline": time.monotonic() - started}
+
+
+def test_unreachable_host_gives_up_within_the_connect_timeout(ahead_run):
+    run, elapsed, baseline = ahead_run["run"], ahead_run["elapsed"], ahead_run["baseline"]
     assert_one_line_error(run, "cannot connect to 127.0.0.1", "no answer within 2 s")
     assert elapsed - baseline < 10, f"took {elapsed:.1f} s, {baseline:.1f} s of which is start-up"
 
@@ -100,7 +156,7 @@ def test_database_without_schema_public(tmp_path, ordak_clone):
     assert_one_line_error(run, "is not an Ordak database: it has no schema public")
 
 
-@pytest.mark.parametrize("content, expected", [
+MALFORMED = [
     ("[staging]\ndescription = 'x'\n[staging.secrets\ndb_url = 'X'\n", ":3: not valid TOML"),
     ("[staging]\ndescription = 'x'\nread_only = 'yes'\n[staging.secrets]\ndb_url = 'X'\n",
      ":3: [staging] read_only must be true or false"),
@@ -122,39 +178,34 @@ def test_database_without_schema_public(tmp_path, ordak_clone):
     ("[staging]\nlock_timeout = 3000000\n[staging.secrets]\ndb_url = 'X'\n",
      ":2: [staging] lock_timeout = 3000000 is more than PostgreSQL allows"),
     ("[local]\nembedded = true\nscale = 0\n", ":3: [local] scale must be at least 1"),
-])
-def test_malformed_environments_file(tmp_path, content, expected):
-    path = tmp_path / "envs.toml"
-    path.write_text(content)
-    run = run_suite("--env=staging", f"--environments={path}", env={}, workdir=tmp_path / "run")
+]
+
+
+@pytest.mark.parametrize("content, expected", MALFORMED, ids=[expected for _, expected in MALFORMED])
+def test_malformed_environments_file(ahead_run, content, expected):
+    run, _ = ahead_run
     assert_one_line_error(run, f"envs.toml{expected}")
 
 
-def test_environments_file_that_is_not_utf8(tmp_path):
-    path = tmp_path / "envs.toml"
-    path.write_bytes("[staging]\n[staging.secrets]\n# caf\u00e9\ndb_url = 'X'\n".encode("latin-1"))
-    run = run_suite("--env=staging", f"--environments={path}", env={}, workdir=tmp_path / "run")
+def test_environments_file_that_is_not_utf8(ahead_run):
+    run, _ = ahead_run
     assert_one_line_error(run, "envs.toml:3: not UTF-8 (byte 0xe9); save the file as UTF-8")
 
 
-def test_environments_file_that_is_a_folder(tmp_path):
-    run = run_suite("--env=staging", f"--environments={tmp_path}", env={}, workdir=tmp_path / "run")
-    assert_one_line_error(run, f"{tmp_path}: is a folder, not a file")
+def test_environments_file_that_is_a_folder(ahead_run):
+    run, folder = ahead_run
+    assert_one_line_error(run, f"{folder}: is a folder, not a file")
 
 
-def test_dotenv_file_that_is_not_utf8(tmp_path):
+def test_dotenv_file_that_is_not_utf8(ahead_run):
     """.env is read from the project root (--rootdir here, so the real one is left alone)."""
-    (tmp_path / ".env").write_bytes("ORDAK_STAGING_DB_URL=postgresql://caf\u00e9@/x\n".encode("latin-1"))
-    run = run_suite("--env=staging", f"--rootdir={tmp_path}", f"--environments={ROOT / 'environments.toml'}",
-                    env={}, workdir=tmp_path / "run")
+    run, _ = ahead_run
     assert_one_line_error(run, ".env:1: not UTF-8 (byte 0xe9)")
 
 
-def test_data_dir_that_cannot_be_written(tmp_path):
-    (tmp_path / "a-file").write_text("")
-    run = run_suite("--env=local", env={"ORDAK_DATA_DIR": str(tmp_path / "a-file" / "clusters")},
-                    workdir=tmp_path / "run")
-    assert_one_line_error(run, f"ORDAK_DATA_DIR {tmp_path / 'a-file' / 'clusters'} cannot be written",
+def test_data_dir_that_cannot_be_written(ahead_run):
+    run, folder = ahead_run
+    assert_one_line_error(run, f"ORDAK_DATA_DIR {folder / 'a-file' / 'clusters'} cannot be written",
                           "point ORDAK_DATA_DIR at a writable folder")
 
 
@@ -163,7 +214,7 @@ def ordak_url(ordak_clone):
     return ordak_clone().url
 
 
-@pytest.mark.parametrize("option, expected", [
+BAD_OPTIONS = [
     ("--restore-point=yesterday", "--restore-point 'yesterday' is not an ISO-8601 time; e.g. 20"),
     ("--restore-point=2020-11-20", "--restore-point '2020-11-20' is a date without a time of day"),
     ("--restore-point=2020-11-20T14:30", "--restore-point '2020-11-20T14:30' has no time zone"),
@@ -172,15 +223,17 @@ def ordak_url(ordak_clone):
     ("--compare-to=nowhere", "--compare-to: unknown environment 'nowhere'"),
     ("--compare-to=local", "--compare-to needs an environment reached by URL"),
     ("--migrations-dir=/nonexistent/supabase/migrations", "--migrations-dir /nonexistent/supabase/migrations: no such folder"),
-])
-def test_options_that_cannot_be_right(tmp_path, ordak_url, option, expected):
-    run = run_suite("--env=restore", option, env={"ORDAK_RESTORE_DB_URL": ordak_url}, workdir=tmp_path)
+]
+
+
+@pytest.mark.parametrize("option, expected", BAD_OPTIONS)
+def test_options_that_cannot_be_right(ahead_run, option, expected):
+    run, _ = ahead_run
     assert_one_line_error(run, expected)
 
 
-def test_compare_to_the_same_database_under_another_name(tmp_path, ordak_url):
-    run = run_suite("--env=restore", "--compare-to=production", workdir=tmp_path,
-                    env={"ORDAK_RESTORE_DB_URL": ordak_url, "ORDAK_PRODUCTION_DB_URL": ordak_url})
+def test_compare_to_the_same_database_under_another_name(ahead_run):
+    run, _ = ahead_run
     assert_one_line_error(run, "--compare-to=production points at the same database as --env=restore")
 
 
@@ -195,8 +248,8 @@ def test_the_restore_point_hint_is_itself_accepted(tmp_path, ordak_url, given):
     assert accepted.with_status("passed"), accepted.output
 
 
-def test_persist_smoke_on_a_read_only_env(tmp_path, ordak_url):
-    run = run_suite("--env=production", "--persist-smoke", env={"ORDAK_PRODUCTION_DB_URL": ordak_url}, workdir=tmp_path)
+def test_persist_smoke_on_a_read_only_env(ahead_run):
+    run, _ = ahead_run
     assert_one_line_error(run, "--persist-smoke writes a test order; environment 'production' is read-only")
 
 
