@@ -173,7 +173,7 @@ class FreshReference:
         with self._lock:
             if self._now is None or time.monotonic() - self._moved > self.MAX_AGE:
                 self._move_clock()
-            return self.cluster.clone(self._now, name, shift_to_now=False)
+            return self.cluster.clone(self._now, name, shift_to_now=False, file_copy=True)
 
     def _move_clock(self) -> None:
         moved = time.monotonic()

@@ -14,7 +14,9 @@ variable that matters: each child gets the environment it is given, and so runs 
 """
 
 import atexit
+import faulthandler  # noqa: F401  (pytest's faulthandler plugin's)
 import gc
+import importlib
 import multiprocessing
 import os
 import platform
@@ -23,13 +25,22 @@ import traceback
 from pathlib import Path
 
 # What every inner run imports; loaded once in the server (and already loaded in the outer run).
+import _pytest._argcomplete  # noqa: F401
+import _pytest.config
+import execnet  # noqa: F401  (xdist's, at configure)
 import hypothesis.stateful  # noqa: F401
+import pdb  # noqa: F401  (pytest's debugging plugin's)
 import psycopg  # noqa: F401
 import pytest
+import xdist.looponfail  # noqa: F401
+import xdist.newhooks  # noqa: F401
 import xdist.plugin  # noqa: F401
 
 import checks.plugin  # noqa: F401  (and through it the rest of checks/)
-from checks import report, summary
+from checks import postmortem, report, security, summary  # noqa: F401  (the last two imported on use)
+
+for _plugin in _pytest.config.default_plugins:  # pytest's own plugins, imported by every session
+    importlib.import_module(f"_pytest.{_plugin}")
 
 report._TEMPLATES.get_template("report.html.j2")  # compiled once, shared by every fork
 summary.package_versions()  # read once, likewise
