@@ -209,9 +209,18 @@ def test_setup_error_says_so_in_every_file(tmp_path):
 
 
 # -- xdist ---------------------------------------------------------------------------------------
-def test_xdist_run_writes_one_report_with_the_workers_facts(ordak_clone):
-    clone = ordak_clone()
-    run = clone.run_suite(*PART, "-n", "2")
+def xdist_run(clone):
+    """A job for RunsAhead: the run with two workers, and the facts the database holds."""
+    return clone.run_suite(*PART, "-n", "2"), facts_in_database(clone.url)
+
+
+def runs_ahead() -> dict:
+    """This module's costliest run, started when the session starts (selftests/conftest.py)."""
+    return {"test_xdist_run_writes_one_report_with_the_workers_facts": xdist_run}
+
+
+def test_xdist_run_writes_one_report_with_the_workers_facts(ahead_run):
+    run, truth = ahead_run
     assert run.exit_code == 0, run.output
     paths = files_of(run)
     summary = well_formed(paths)
@@ -219,7 +228,6 @@ def test_xdist_run_writes_one_report_with_the_workers_facts(ordak_clone):
         "history.jsonl", "junit.xml", "report.html", "report.json", "report.md"]
     assert len(paths.history.read_text().splitlines()) == 1
     assert sum(summary["counts"].values()) == junit_counts(paths)["tests"]
-    truth = facts_in_database(clone.url)
     assert {s["store"]: s["orders"] for s in summary["facts"]["stores"]} == truth["orders"]
     assert summary["facts"]["queue"] == truth["queue"]
     assert all(c["verdicts"] for c in summary["checks"] if c["outcome"] == "passed")

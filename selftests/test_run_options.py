@@ -46,14 +46,28 @@ def test_persist_smoke_is_refused_on_a_read_only_env(ordak_clone):
     assert "ERROR: --persist-smoke writes a test order; environment 'production' is read-only" in run.output
 
 
-def test_xdist_workers_get_the_comparison_and_the_restore_point(ordak_clone):
-    production = ordak_clone()
-    restored = ordak_clone("delete from public.orders_flourlane where id = 'flourlane-24007'", copy_of=production)
-    # Two days ago: the orders of the last two days are "after the restore point" (a restore
-    # point can only be in the past); flourlane-24007 is six weeks old.
-    restore_point = datetime.now(timezone.utc) - timedelta(days=2)
-    run = restored.run_suite("tests/test_store_data.py", "-n", "2", f"--restore-point={restore_point:%Y-%m-%dT%H:%MZ}",
-                             "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+def xdist_comparison(production) -> tuple:
+    """A job for RunsAhead: a restored copy of production, one order short, checked by two
+    workers against production and a restore point two days ago (so the orders of the last
+    two days are "after the restore point"; flourlane-24007 is six weeks old)."""
+    restored = production.copy(f"{production.name}_restored")
+    try:
+        restored.execute("delete from public.orders_flourlane where id = 'flourlane-24007'")
+        restore_point = datetime.now(timezone.utc) - timedelta(days=2)
+        return restored.run_suite("tests/test_store_data.py", "-n", "2", "--compare-to=production",
+                                  f"--restore-point={restore_point:%Y-%m-%dT%H:%MZ}",
+                                  extra_env={"ORDAK_PRODUCTION_DB_URL": production.url}), restore_point
+    finally:
+        production.cluster.drop(restored.name)
+
+
+def runs_ahead() -> dict:
+    """This module's costliest run, started when the session starts (selftests/conftest.py)."""
+    return {"test_xdist_workers_get_the_comparison_and_the_restore_point": xdist_comparison}
+
+
+def test_xdist_workers_get_the_comparison_and_the_restore_point(ahead_run):
+    run, restore_point = ahead_run
     assert run.failed() == {"test_matches_compared_env[flourlane]", *(
         f"{test}[{store}]" for test in ("test_no_orders_after_reference_time", "test_stage_timestamps_consistent")
         for store in ("bannos", "flourlane"))}, run.output
