@@ -36,12 +36,12 @@ def pgbouncer(socket_dir: Path, *, ignore_options: bool = False) -> Iterator[int
     ignore_options, where it drops them silently (the pooler that gives no sign)."""
     program = require()
     _remove_leftovers()
-    home = data_root() / f"pgbouncer-{os.getpid()}-{'ignore' if ignore_options else 'refuse'}"
-    shutil.rmtree(home, ignore_errors=True)
-    home.mkdir(parents=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    home = data_root() / f"pgbouncer-{os.getpid()}-{'ignore' if ignore_options else 'refuse'}-{port}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
     (home / "users.txt").write_text('"postgres" ""\n')
     (home / "pgbouncer.ini").write_text(f"""\
 [databases]

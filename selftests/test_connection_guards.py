@@ -128,15 +128,47 @@ PROBE = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("name", ["direct", "PgBouncer refusing options"])
-def test_a_check_stopped_by_the_timeout_fails_in_one_line(request, tmp_path, clone, name):
-    bouncers = request.getfixturevalue("bouncers") if name.startswith("PgBouncer") else {}
-    (tmp_path / "test_slow.py").write_text(PROBE)
-    envs = tmp_path / "envs.toml"
+def through(door: str, job):
+    """A job for RunsAhead: job(clone, url), url the clone's door (a PgBouncer of its own, for
+    a PgBouncer door)."""
+    def run(clone):
+        if not door.startswith("PgBouncer"):
+            return job(clone, door_url(door, clone, {}))
+        with pgbouncer(clone.cluster.server.datadir, ignore_options=door.endswith("dropping options")) as port:
+            return job(clone, door_url(door, clone, {door: port}))
+    return run
+
+
+def slow_check(clone, url):
+    """PROBE as a production run with a statement timeout of 1 s."""
+    folder = clone.workdir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "test_slow.py").write_text(PROBE)
+    envs = folder / "envs.toml"
     envs.write_text("[production]\nstatement_timeout = 1\n[production.secrets]\ndb_url = 'ORDAK_PRODUCTION_DB_URL'\n")
-    run = run_suite("--env=production", f"--environments={envs}", "-p", "checks.plugin", "--rootdir", str(tmp_path),
-                    str(tmp_path / "test_slow.py"), env={"ORDAK_PRODUCTION_DB_URL": door_url(name, clone, bouncers)},
-                    workdir=tmp_path / "run")
+    return run_suite("--env=production", f"--environments={envs}", "-p", "checks.plugin", "--rootdir", str(folder),
+                     str(folder / "test_slow.py"), env={"ORDAK_PRODUCTION_DB_URL": url}, workdir=folder / "run")
+
+
+def weekly_production_run(clone, url):
+    return clone.run_suite(env_name="production", extra_env={"ORDAK_PRODUCTION_DB_URL": url})
+
+
+TIMEOUT_DOORS = ["direct", "PgBouncer refusing options"]
+WEEKLY_DOORS = ["PgBouncer refusing options", "direct, URL with options="]
+
+
+def runs_ahead() -> dict:
+    """This module's whole-suite runs, started when the session starts (selftests/conftest.py)."""
+    return {**{f"test_a_check_stopped_by_the_timeout_fails_in_one_line[{door}]": through(door, slow_check)
+               for door in TIMEOUT_DOORS},
+            **{f"test_a_production_run_through_the_door_is_green_and_read_only[{door}]": through(
+                door, weekly_production_run) for door in WEEKLY_DOORS}}
+
+
+@pytest.mark.parametrize("name", TIMEOUT_DOORS)
+def test_a_check_stopped_by_the_timeout_fails_in_one_line(ahead_run, name):
+    run = ahead_run
     assert run.exit_code == 1, run.output
     message = run.outcome("test_slow_check").message
     assert message.startswith("a query ran longer than statement_timeout (1 s) on environment 'production'"), message
@@ -144,13 +176,11 @@ def test_a_check_stopped_by_the_timeout_fails_in_one_line(request, tmp_path, clo
     assert "Traceback" not in run.output and "QueryCanceled" not in run.output, run.output
 
 
-@pytest.mark.parametrize("name", ["PgBouncer refusing options", "direct, URL with options="])
-def test_a_production_run_through_the_door_is_green_and_read_only(request, clone, name):
+@pytest.mark.parametrize("name", WEEKLY_DOORS)
+def test_a_production_run_through_the_door_is_green_and_read_only(ahead_run, name):
     """The whole suite as a weekly production run, through the pooler or with a hostile
     options= in its URL: every read-only check passes, tests that write are skipped."""
-    bouncers = request.getfixturevalue("bouncers") if name.startswith("PgBouncer") else {}
-    url = door_url(name, clone, bouncers)
-    run = clone.run_suite(env_name="production", extra_env={"ORDAK_PRODUCTION_DB_URL": url})
+    run = ahead_run
     assert run.exit_code == 0, run.output
     assert not run.failed() and run.with_status("passed"), run.output
     door = "pooler: read-only and timeouts set in every transaction" if name.startswith("PgBouncer") \
