@@ -18,9 +18,11 @@ import faulthandler  # noqa: F401  (pytest's faulthandler plugin's)
 import gc
 import importlib
 import multiprocessing
+import multiprocessing.connection
 import os
 import platform
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -57,14 +59,13 @@ _server.set_forkserver_preload([__name__])
 def run(args: list[str], *, env: dict[str, str], cwd: Path, output: Path, timeout: float) -> int:
     """`python -m pytest *args` in cwd with exactly env; its stdout and stderr go to output.
     Returns its exit code; a run that outlives timeout is killed and raises TimeoutError."""
-    child = _server.Process(target=_pytest_main, args=([*_ARGS, *args], env, str(cwd), str(output)))
-    child.start()
-    child.join(timeout)
-    if child.exitcode is None:
+    child = _started(_pytest_main, [*_ARGS, *args], env, str(cwd), str(output))
+    code = _ended(child, timeout)
+    if code is None:
         child.kill()
-        child.join()
+        _ended(child, None)
         raise TimeoutError(f"the inner pytest run did not finish in {timeout:.0f} s: {output}")
-    return child.exitcode
+    return code
 
 
 def call(function, *args, timeout: float):
@@ -73,8 +74,7 @@ def call(function, *args, timeout: float):
     the fork, whatever else the asking process runs meanwhile. A failure comes back as a
     RuntimeError carrying the fork's traceback."""
     receive, send = _server.Pipe(duplex=False)
-    child = _server.Process(target=_call, args=(send, function, args))
-    child.start()
+    child = _started(_call, send, function, args)
     send.close()
     try:
         if not receive.poll(timeout):
@@ -83,10 +83,31 @@ def call(function, *args, timeout: float):
         ok, value = receive.recv()
     finally:
         receive.close()
-        child.join()
+        _ended(child, None)
     if not ok:
         raise RuntimeError(f"{function.__name__} failed in its fork:\n{value}")
     return value
+
+
+# The forkserver tells a child's exit code through a pipe that multiprocessing reads once, and
+# every start() polls all the children of the process. Two threads reading one pipe at once
+# (a start() in one, a join() in another) leave one of them with nothing, which multiprocessing
+# takes for exit code 255. So children start, and are polled, under one lock.
+_polling = threading.Lock()
+
+
+def _started(target, *args) -> multiprocessing.Process:
+    child = _server.Process(target=target, args=args)
+    with _polling:
+        child.start()
+    return child
+
+
+def _ended(child: multiprocessing.Process, timeout: float | None) -> int | None:
+    """The child's exit code once it has ended (None if it outlives timeout)."""
+    multiprocessing.connection.wait([child.sentinel], timeout)
+    with _polling:
+        return child.exitcode
 
 
 def _call(send, function, args) -> None:
