@@ -21,7 +21,7 @@ from checks.migrations import migration_files
 from checks.reference import MIGRATIONS_DIR
 from checks.summary import AREAS, ReportPaths, area_of, reserve
 from selftests import inner_runs
-from selftests.harness import ROOT, run_suite
+from selftests.harness import ROOT, broken, run_suite
 
 # Read-only parts of the suite that measure every fact the first screen shows (~150 tests, seconds).
 PART = ("tests/test_schema.py", "tests/test_migrations.py", "tests/test_security.py",
@@ -93,9 +93,16 @@ def facts_in_database(url: str) -> dict:
 
 
 # -- a passing run -----------------------------------------------------------------------------
-def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
-    clone = ordak_clone()
+def passing_runs(clone) -> tuple:
+    """A job for RunsAhead: a passing run, a second one into the same folder, the facts the
+    database holds and its name."""
     run = clone.run_suite(*PART)
+    again = clone.run_suite("tests/test_store_data.py", f"--html={files_of(run).html.parent / 'again.html'}")
+    return run, again, facts_in_database(clone.url), clone.name
+
+
+def test_passing_run_reports_the_verdict_and_the_facts(ahead_run):
+    run, again, truth, database = ahead_run
     assert run.exit_code == 0, run.output
     paths = files_of(run)
     summary = well_formed(paths)
@@ -105,7 +112,6 @@ def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
     assert summary["headline"] == f"Passed: {counts['tests'] - 2} checks passed, 2 skipped"
     assert summary["counts"] == {"passed": counts["tests"] - 2, "failed": 0, "error": 0, "skipped": 2}
 
-    truth = facts_in_database(clone.url)
     facts = summary["facts"]
     assert {s["store"]: s["orders"] for s in facts["stores"]} == truth["orders"]
     assert all(s["last_order_at"] and s["hours_before_reference"] < 1 and s["within_objective"] for s in facts["stores"])
@@ -113,7 +119,7 @@ def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
                                    "head_in_database": truth["head"]}
     assert facts["queue"] == truth["queue"]
     environment = summary["environment"]
-    assert (environment["name"], environment["database"], environment["read_only"]) == ("staging", clone.name, False)
+    assert (environment["name"], environment["database"], environment["read_only"]) == ("staging", database, False)
     assert environment["host"] and environment["project_ref"] is None and environment["compared_with"] is None
     assert summary["started_at"].endswith("+00:00") and summary["suite"]["command"].startswith("pytest ")
     assert summary["timeline"] is None
@@ -121,7 +127,7 @@ def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
     html = paths.html.read_text()
     first_screen = html[:html.index("Checks by area")]
     for shown in (summary["headline"], "Orders per store", str(truth["orders"]["bannos"]), truth["head"],
-                  "UTC", "staging", clone.name, summary["suite"]["commit"], "--env=staging tests/test_schema.py"):
+                  "UTC", "staging", database, summary["suite"]["commit"], "--env=staging tests/test_schema.py"):
         assert shown in first_screen, shown
     assert html.index("Checks by area") < html.index("<h2>Versions</h2>"), "versions belong at the bottom"
     # Skips read as sentences, never as Python tuples.
@@ -130,7 +136,6 @@ def test_passing_run_reports_the_verdict_and_the_facts(ordak_clone):
     assert "- Every check passed." in paths.markdown.read_text()
 
     # A second run in the same folder: the history has both, and the chart draws both.
-    again = clone.run_suite("tests/test_store_data.py", f"--html={paths.html.parent / 'again.html'}")
     history = [json.loads(line) for line in paths.history.read_text().splitlines()]
     assert [h["report"] for h in history] == ["report.html", "again.html"], again.output
     chart = (paths.html.parent / "again.html").read_text()
@@ -150,8 +155,8 @@ BREAK = ("alter table public.work_queue disable row level security;"
          " and stage = 'Packing' and event_type = 'complete' order by order_id limit 60)")
 
 
-def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ordak_clone):
-    run = ordak_clone(BREAK).run_suite(*PART)
+def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ahead_run):
+    run = ahead_run
     assert run.exit_code == 1, run.output
     paths = files_of(run)
     summary = well_formed(paths)
@@ -215,8 +220,10 @@ def xdist_run(clone):
 
 
 def runs_ahead() -> dict:
-    """This module's costliest run, started when the session starts (selftests/conftest.py)."""
-    return {"test_xdist_run_writes_one_report_with_the_workers_facts": xdist_run}
+    """This module's runs known up front, started when the session starts (selftests/conftest.py)."""
+    return {"test_passing_run_reports_the_verdict_and_the_facts": passing_runs,
+            "test_failing_run_puts_failures_first_with_every_violation_and_its_fix": broken(BREAK, run=PART),
+            "test_xdist_run_writes_one_report_with_the_workers_facts": xdist_run}
 
 
 def test_xdist_run_writes_one_report_with_the_workers_facts(ahead_run):
