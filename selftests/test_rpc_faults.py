@@ -229,7 +229,9 @@ def runs_ahead() -> dict:
                                                    hypothesis=not machine_deselected(f))
            for name, f in FAULTS.items()},
         "test_healthy_reference_passes": broken(run=PART, hypothesis=True),
-        "test_idempotent_but_silent_is_its_own_finding": broken(PRINT_SILENT, run=PART, hypothesis=True),
+        # A repeat's answer is no stage-machine invariant: the machine is left out, as for such faults.
+        "test_idempotent_but_silent_is_its_own_finding": broken(
+            PRINT_SILENT, run=(*PART, f"--deselect=tests/test_stage_machine.py::{MACHINE}")),
         "test_writes_are_skipped_on_a_read_only_env": broken(run=PART, env_name="production", hypothesis=True)}
 
 
