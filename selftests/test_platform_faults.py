@@ -320,7 +320,11 @@ def _management_everywhere(reply: Reply):
     return [("management", "GET", r"/v1/projects/.*", reply)]
 
 
-SHORT, SLOW = 0.5, 1.5  # seconds: the timeout cases' http_timeout, and their stand-in's delay
+# Seconds: the timeout cases' http_timeout, and their stand-in's delay. A client stalled on a
+# busy machine past the delay would find the answer waiting and not time out (a timeout is
+# time spent blocked): the delay leaves a wide margin, and costs nothing, as the stand-in's
+# handler threads are never waited for.
+SHORT, SLOW = 0.5, 5.0
 BAD_ANSWERS = {
     "401": ({"SUPABASE_ACCESS_TOKEN": "sbp_wrong_token_0000"}, [],
             (": 401 Unauthorized: the access token was refused: check SUPABASE_ACCESS_TOKEN",)),
