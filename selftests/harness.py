@@ -1,8 +1,8 @@
 """Runs the verification suite against a broken copy of the reference, as a user would.
 
 A fault test clones the healthy reference, applies SQL that breaks it in one precise way,
-then runs `pytest --env=staging tests/...` in a subprocess with ORDAK_STAGING_DB_URL pointing
-at the clone: the same door a user opens. The outcome of every test id comes back from the
+then runs `pytest --env=staging tests/...` in a process of its own with ORDAK_STAGING_DB_URL
+pointing at the clone: the same door a user opens. The outcome of every test id comes back from the
 run's JUnit XML, with its failure text.
 """
 
@@ -202,14 +202,14 @@ def on_fresh_clone(reference: FreshReference, workdir: Path, job):
 
 
 class RunsAhead:
-    """Inner runs started before their tests ask for them, two at a time.
+    """Inner runs started before their tests ask for them, a few at a time.
 
     The self-tests run one after another, as CI runs them, and a fault test spends nearly all
     its time waiting for its inner run. Where runs are known up front (a fault and the suite's
     arguments), they start ahead, and each test takes its run's result: the same run it would
     have made itself, made while the session works on other tests (selftests/conftest.py)."""
 
-    WORKERS = 4
+    WORKERS = 4  # on two cores: drills spend most of their time waiting; six gave no more
 
     def __init__(self, reference: FreshReference, workdir: Path):
         self.reference, self.workdir = reference, workdir

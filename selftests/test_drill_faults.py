@@ -2,7 +2,7 @@
 named, and leaves its sources and no throwaway cluster behind.
 
 Drills here are small (300 orders per store, seconds of traffic). Some run as a user would
-(`pytest --env=drill` in a subprocess, with an environments file of their own); faults that
+(`pytest --env=drill` in a process of its own, with an environments file of their own); faults that
 strike between two phases drive checks.drill.Drill phase by phase, in a fork of their own.
 """
 
