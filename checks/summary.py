@@ -18,8 +18,8 @@ import re
 import shlex
 import subprocess
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime, timezone
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 from secrets import token_hex

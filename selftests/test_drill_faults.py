@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -112,11 +113,16 @@ def rehearsal(*args: str, environments: str = ENVIRONMENTS):
     """A job for RunsAhead: `pytest --env=drill *args` with an environments file of its own (in
     its clone's folder; the drill makes its own production)."""
     def job(clone):
-        workdir = clone.workdir
-        workdir.mkdir(parents=True)
-        (workdir / "environments.toml").write_text(environments)
-        return drill_run(workdir / "environments.toml", workdir, *args)
+        return drill_run(environments_file(clone, environments), clone.workdir, *args)
     return job
+
+
+def environments_file(clone, text: str = ENVIRONMENTS) -> Path:
+    """An environments file of its own, in the clone's folder."""
+    clone.workdir.mkdir(parents=True, exist_ok=True)
+    path = clone.workdir / "environments.toml"
+    path.write_text(text)
+    return path
 
 
 def runs_ahead() -> dict:
@@ -347,9 +353,7 @@ def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(ahead
 
 def interrupted_drill(clone) -> dict:
     """A job for RunsAhead: `pytest --env=drill` as a user runs it, Ctrl-C during its workload."""
-    clone.workdir.mkdir(parents=True)
-    environments = clone.workdir / "environments.toml"
-    environments.write_text(ENVIRONMENTS)
+    environments = environments_file(clone)
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--env=drill",
                f"--environments={environments}", "--workload-seconds=30", f"--junitxml={clone.workdir / 'j.xml'}",
                "tests/test_drill.py"]
