@@ -8,6 +8,7 @@ from pglast import split
 from pglast.parser import ParseError, scan
 
 from checks.core import Check
+from checks.errors import SetupError
 from checks.target import Target
 
 # Files are supabase/migrations/<version>_<name>.sql; the version is the digits before the first _.
@@ -47,7 +48,7 @@ class MigrationFile:
 
 def migration_files(folder: Path) -> list[MigrationFile]:
     """The migration files of a folder, oldest first (other files are skipped, as the CLI
-    does: stray_files() names them)."""
+    does: skipped_files() names them)."""
     found = []
     for path in sorted(Path(folder).glob("*.sql")):
         match = _FILE_NAME.match(path.name)
@@ -56,11 +57,38 @@ def migration_files(folder: Path) -> list[MigrationFile]:
     return sorted(found, key=lambda m: m.version)
 
 
-def stray_files(folder: Path) -> list[Path]:
-    """Files of the folder the Supabase CLI skips because their name is not <version>_<name>.sql
-    (hidden files such as .gitkeep and subfolders aside)."""
+def skipped_files(folder: Path) -> list[Path]:
+    """Files of the folder the Supabase CLI skips (with a warning) because their name is not
+    <version>_<name>.sql: a README.md, a notes.txt, a fix.sql. Hidden files (.gitkeep) and
+    subfolders are left out: they are how a folder is kept in Git, not something to report."""
     return [path for path in sorted(Path(folder).iterdir())
             if path.is_file() and not path.name.startswith(".") and not _FILE_NAME.match(path.name)]
+
+
+def require_migrations(folder: str | Path) -> None:
+    """Stops the run (SetupError, one line) unless --migrations-dir is a folder the Supabase CLI
+    would find migrations in. Otherwise every migration the database records would fail as
+    "has no file": a wrong path read as missing files."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise SetupError(f"--migrations-dir {folder}: no such folder; point it at the app's supabase/migrations")
+    try:
+        if migration_files(path):
+            return
+        entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise SetupError(f"--migrations-dir {folder} cannot be read ({exc.strerror}); "
+                         f"give this user read access to it, or point it at a readable copy") from None
+    expected = "holds no migration (<version>_<name>.sql files)"
+    # The two likely slips: the supabase/ folder (migrations are in its migrations/) or the
+    # app's root (in its supabase/migrations/).
+    for meant in (path / "migrations", path / "supabase" / "migrations"):
+        if meant.is_dir() and migration_files(meant):
+            raise SetupError(f"--migrations-dir {folder} {expected}; did you mean {meant}?")
+    if not entries:
+        raise SetupError(f"--migrations-dir {folder} is empty: it {expected}; point it at the app's supabase/migrations")
+    shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    raise SetupError(f"--migrations-dir {folder} {expected}, only {shown}; point it at the app's supabase/migrations")
 
 
 def split_statements(sql: str) -> list[str]:
@@ -82,10 +110,10 @@ def normalized(sql: str) -> str:
     return " ".join(tokens)
 
 
-FILES_VALID = Check("migration_files_valid", "every file in the migrations folder is a migration the Supabase CLI "
-                    "applies: named <version>_<name>.sql, UTF-8, its quotes, dollar quotes and comments closed",
-                    "rename the file <version>_<name>.sql (or move it out of the folder); save it as UTF-8; "
-                    "fix the SQL at the line named")
+FILES_VALID = Check("migration_files_valid", "every migration file is one the Supabase CLI can apply: UTF-8, its "
+                    "quotes, dollar quotes and comments closed (a file not named <version>_<name>.sql is skipped "
+                    "with a note, as the CLI skips it)",
+                    "save the file as UTF-8; fix the SQL at the line named")
 APPLIED = Check("migrations_applied", "every migration file in Git is applied to the database",
                 "apply the missing migrations in order (supabase db push), or restore a later backup")
 KNOWN = Check("migrations_known", "every migration the database records has its file in Git",
@@ -107,17 +135,21 @@ def _heads(files: list[MigrationFile], rows: list[dict]) -> dict:
 
 
 def files_valid(folder: Path):
-    """Files the CLI would skip, or could not read: each one a migration that never runs as written."""
-    violations = [{"object": path.name, "problem": "name is not <version>_<name>.sql: the Supabase CLI "
-                                                   "skips this file, so it is never applied"}
-                  for path in stray_files(folder)]
+    """Migration files the CLI could not read or split: each one a migration that never runs as
+    written. Files the CLI skips by their name (a README.md, a stray fix.sql) are notes, never
+    failures: the folder is read as the CLI reads it, and a doc file must not turn a run red."""
+    violations = []
     for migration in migration_files(folder):
         try:
             migration.statements()
         except UnreadableMigration as exc:
             where, _, problem = str(exc).partition(": ")
             violations.append({"object": where, "problem": problem})
-    return FILES_VALID.verdict("all", violations)
+    notes = [{"object": path.name, "problem": "skipped: its name is not <version>_<name>.sql",
+              "note": "the Supabase CLI skips it too" + ("; so it is never applied: if it is a migration, rename "
+                                                           "it <version>_<name>.sql" if path.suffix == ".sql" else "")}
+             for path in skipped_files(folder)]
+    return FILES_VALID.verdict("all", violations, notes=notes)
 
 
 def files_applied(target: Target, folder: Path):

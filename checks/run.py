@@ -69,9 +69,9 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     a rehearsed drill's restored cluster), the reference time and --compare-to. Any problem is a
     SetupError (or a psycopg.Error met while starting) for one line and a non-zero exit."""
     load_dotenv_file(root / ".env")
-    folder = given.migrations_dir
-    if folder and not Path(folder).is_dir():
-        raise SetupError(f"--migrations-dir {folder}: no such folder; point it at the app's supabase/migrations")
+    if given.migrations_dir:  # a folder the Supabase CLI would find migrations in, or one line
+        from checks.migrations import require_migrations
+        require_migrations(given.migrations_dir)
     environments = load_environments(given.environments)
     if given.env not in environments:
         raise SetupError(f"unknown environment '{given.env}'; known: {', '.join(environments)} "
