@@ -149,6 +149,24 @@ def column_changes(before: dict, after: dict) -> list[str]:
     return [f"{key} {before[key]} -> {after.get(key)}" for key in before if key != "events" and before[key] != after.get(key)]
 
 
+def clearable(spec: dict) -> list[str]:
+    """Columns an effective call of the scenario may leave null: those it clears, and those it
+    may clear or keep (contract may_clear: the live Ordak clears, the reference keeps)."""
+    return spec.get("clears", []) + spec.get("may_clear", [])
+
+
+def assignee_problem(spec: dict, before: dict, after: dict) -> str | None:
+    """What an effective call did to the assignee that its contract entry does not allow: only
+    a scenario that sets the assignee may give it a value; one that clears or may clear it may
+    only make it null; any other must leave it as it was."""
+    old, new = before["assignee_id"], after["assignee_id"]
+    if old == new or "assignee_id" in spec.get("sets", []) or (new is None and "assignee_id" in clearable(spec)):
+        return None
+    allowed = ("it may only clear it (contract may_clear)" if "assignee_id" in clearable(spec)
+               else "the contract does not let it change the assignee")
+    return f"changed the assignee: {old} -> {new}; {allowed}"
+
+
 # -- calling -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Answer:
@@ -208,11 +226,14 @@ def missing(target: Target, name: str, store: str) -> str | None:
 
 # -- idempotence -----------------------------------------------------------------------------
 def prepare(target: Target, conn, store: str, spec: dict, actors: dict[str, Actor]) -> str:
-    """An order on which the scenario's first call must act."""
+    """An order on which the scenario's first call must act. A scenario that may clear the
+    assignee gets an assigned order: on an unassigned one, keeping, clearing and handing the
+    order to someone else could not be told apart."""
     order_id = fresh_order(target, conn, store)
-    if "from" in spec or spec.get("assigned"):
+    assigned = spec.get("assigned") or "assignee_id" in spec.get("may_clear", [])
+    if "from" in spec or assigned:
         put_in_stage(conn, store, order_id, spec.get("from", "Filling"), started=spec["rpc"].startswith(("complete_", "qc_")),
-                     assignee=actors["Staff"].user_id if spec.get("assigned") else None)
+                     assignee=actors["Staff"].user_id if assigned else None)
     return order_id
 
 
@@ -256,11 +277,15 @@ def _first_call_problems(spec: dict, args: dict, first: Answer, before: dict, af
         if after[column] is None or (wanted and after[column] != wanted):
             problems.append(f"{column} was not set" + (f" to {wanted}" if wanted else ""))
     problems += [f"{column} was not cleared" for column in spec.get("clears", []) if after[column] is not None]
+    assignee = assignee_problem(spec, before, after)
+    problems += [assignee] if assignee else []
     problems += _event_problems(spec, event_changes(before, after), event, first_call=True)
     return problems
 
 
 def _repeat_problems(spec: dict, middle: dict, after: dict, second: Answer, event) -> list[str]:
+    # Every column, may_clear ones too: the live Ordak clears the assignee when the order moves
+    # on, and a repeat moves nothing.
     problems = [f"changed {change}" for change in column_changes(middle, after)]
     added = event_changes(middle, after)
     if spec.get("every_call_logs") and not second.rejected:
