@@ -4,16 +4,34 @@ The reference already has the live shapes SYSTEM.md documents (split orders shar
 ids, point-of-sale orders born Complete, cancelled and Admin-completed orders, reprints and
 reassignments logged once per call, the live get_queue_stats, a composite scan result, no
 updated_at trigger, no bucket). LIVE adds the four places where the live Ordak differs from
-the runbook. The whole suite must then fail exactly on those four runbook-vs-live findings,
-each saying both sides and the contract line that settles it, and on nothing else; and a
-team that decides the runbook is stale changes those lines of the contract and is green.
+the runbook, and one where it differs from the reference only: complete_filling,
+complete_covering and complete_decorating clear the assignee (contract may_clear). The whole
+suite must then fail exactly on those four runbook-vs-live findings, each saying both sides
+and the contract line that settles it, and on nothing else; and a team that decides the
+runbook is stale changes those lines of the contract and is green.
 """
 
 import shutil
 
 from selftests.harness import ROOT, assert_outcomes, broken, rpc_definition, without_http
 
+
+
+def edited(statement: str, old: str, new: str) -> str:
+    """One precise edit of a reference statement: a reference that no longer reads `old` stops
+    the module here, rather than leaving the live shape out unnoticed."""
+    assert statement.count(old) == 1, f"the reference no longer reads {old!r}: update this live shape"
+    return statement.replace(old, new)
+
+
 PRINT = rpc_definition("print_barcode")
+# The three complete_* RPCs that move an order on to a stage worked by someone else clear its
+# assignee (complete_packing, to Complete, is not among them). They all call _complete_stage,
+# an internal helper whose CREATE statement rpc_definition finds like an RPC's.
+COMPLETE_CLEARS_THE_ASSIGNEE = edited(
+    rpc_definition("_complete_stage"), "then ', packing_start_ts = coalesce(packing_start_ts, now())' else '' end)",
+    "then ', packing_start_ts = coalesce(packing_start_ts, now())' else '' end\n"
+    "                 || case when p_stage <> 'Packing' then ', assignee_id = null' else '' end)")
 LIVE = "\n;\n".join([
     # get_queue returns Complete orders: its Complete tab uses them.
     rpc_definition("get_queue").replace("where o.stage <> 'Complete'\n      and ", "where "),
@@ -22,6 +40,8 @@ LIVE = "\n;\n".join([
     "drop function public.unassign_staff(text, text)",
     # A repeat print is a real print and does not say already_done.
     PRINT.replace("'already_done', v_printed is not null, ", ""),
+    # complete_filling, complete_covering and complete_decorating clear the assignee.
+    COMPLETE_CLEARS_THE_ASSIGNEE,
 ])
 
 BOTH = ("bannos", "flourlane")
