@@ -90,6 +90,37 @@ begin
 end $$;
 """
 
+# The contract lets complete_covering keep or clear the assignee (may_clear: the live Ordak
+# clears it), never hand the order to someone else: here it gives it to another active staff
+# member, as a hand-off to the next stage's worker gone wrong would.
+COMPLETE_COVERING_REASSIGNS = """
+create or replace function public.complete_covering(p_order_id text, p_store text, p_notes text default null)
+returns boolean language plpgsql security definer set search_path = '' as $$
+begin
+  perform public._complete_stage(p_store, p_order_id, 'Covering', p_notes);
+  execute format('update %s o set assignee_id = (select s.user_id from public.staff_shared s where s.is_active '
+                 'and s.user_id is distinct from o.assignee_id order by s.user_id limit 1) where o.id = $1',
+                 public._orders_table(p_store)) using p_order_id;
+  return true;
+end $$;
+"""
+
+# start_covering clears the assignee when it starts Covering, as the live complete_* RPCs do
+# when they move an order on; the contract does not let it (no may_clear on start_covering).
+START_COVERING_UNASSIGNS = """
+create or replace function public.start_covering(p_store text, p_order_id text) returns jsonb
+language plpgsql security definer set search_path = '' as $$
+declare
+  v_answer jsonb;
+begin
+  v_answer := public._start_stage(p_store, p_order_id, 'Covering');
+  if not (v_answer ->> 'skipped')::boolean then
+    execute format('update %s set assignee_id = null where id = $1', public._orders_table(p_store)) using p_order_id;
+  end if;
+  return v_answer;
+end $$;
+"""
+
 QC_RETURN = rpc_definition("qc_return_to_decorating")
 ASSIGN = rpc_definition("assign_staff")
 
@@ -147,6 +178,14 @@ FAULTS = {
         **per_store("test_repeat_changes_nothing", "complete_decorating", "first call: packing_start_ts was not set"),
         "test_smoke_flow[bannos]": ("complete Decorating: packing_start_ts should have been set now",),
         "test_smoke_flow[flourlane]": ("complete Decorating: packing_start_ts should have been set now",)}),
+    # Its order is assigned (may_clear), so the first call shows the hand-off; the machine too.
+    "complete_covering_hands_the_order_to_someone_else": Fault(COMPLETE_COVERING_REASSIGNS, {
+        **per_store("test_repeat_changes_nothing", "complete_covering",
+                    "first call: changed the assignee: ", "it may only clear it (contract may_clear)"),
+        MACHINE: ("complete_covering changed the assignee: ", "it may only clear it (contract may_clear)")}),
+    # Its order in test_rpc_behaviour has no assignee to clear: the machine, which assigns, finds it.
+    "start_covering_clears_the_assignee": Fault(START_COVERING_UNASSIGNS, {
+        MACHINE: ("start_covering changed the assignee: ", " -> None; the contract does not let it change the assignee")}),
     "qc_return_keeps_packing_started": Fault(
         QC_RETURN.replace("'packing_start_ts = null, updated_at = now()", "'updated_at = now()"), {
             **per_store("test_repeat_changes_nothing", "qc_return_to_decorating",
