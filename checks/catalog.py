@@ -35,11 +35,25 @@ def api_schemas(target: Target) -> list[str]:
 
 
 def missing_table(target: Target, *names: str) -> str | None:
-    """Why a check cannot run, when a public table it stands on is missing: test_table reports
-    the absence once; the checks standing on it skip, pointing there."""
-    name = target.scalar("select name from unnest(%s::text[]) with ordinality as t(name, n) "
-                         "where to_regclass('public.' || quote_ident(name)) is null order by n limit 1", (list(names),))
-    return f"public.{name} is missing: see test_table[{name}]" if name else None
+    """Why a check cannot run, when a public table it stands on is missing (test_table reports
+    the absence once) or the connected role cannot read it (test_connected_role_privileges
+    reports that once); the checks standing on it skip, pointing there."""
+    # From pg_class, not to_regclass(): without USAGE on public, naming a table there is refused.
+    rows = target.query("select t.name, c.oid is not null as present, "
+                        " has_schema_privilege(c.relnamespace, 'USAGE') and has_table_privilege(c.oid, 'SELECT') "
+                        "   as readable "
+                        "from unnest(%s::text[]) with ordinality as t(name, n) "
+                        "left join pg_class c on c.relname = t.name and c.relkind in ('r', 'p') "
+                        " and c.relnamespace = (select oid from pg_namespace where nspname = 'public') order by n",
+                        (list(names),))
+    for row in rows:
+        if not row["present"]:
+            return f"public.{row['name']} is missing: see test_table[{row['name']}]"
+    for row in rows:
+        if not row["readable"]:
+            return (f"the connected role ({target.scalar('select current_user')}) cannot read public.{row['name']} "
+                    f"(no SELECT): see test_connected_role_privileges")
+    return None
 
 
 def existing_roles(target: Target, names: list[str]) -> list[str]:

@@ -21,8 +21,11 @@ class Check:
     description: str
     remediation: str
 
-    def verdict(self, subject: str, violations: list[dict], notes: list[dict] = (), **facts) -> "Verdict":
-        return Verdict(self, subject, list(violations), facts, notes=list(notes))
+    def verdict(self, subject: str, violations: list[dict], notes: list[dict] = (), fix: str | None = None,
+                **facts) -> "Verdict":
+        """fix: this verdict's own remediation, where the right way out depends on what was
+        found (a restore past the incident needs an earlier point, one short of it a later one)."""
+        return Verdict(self, subject, list(violations), facts, notes=list(notes), fix=fix)
 
     def blocked(self, subject: str, reason: str) -> "Verdict":
         """The check cannot run because something it stands on is absent, and another test
@@ -50,6 +53,7 @@ class Verdict:
     blocked: str | None = None
     notes: list[dict] = field(default_factory=list)
     accepted: list[dict] = field(default_factory=list)
+    fix: str | None = None  # overrides the check's remediation (see Check.verdict)
 
     @property
     def ok(self) -> bool:
@@ -86,7 +90,7 @@ class Verdict:
         def keyed(rows):
             return [{"key": finding_key(self.check, v), **v} for v in rows]
         return {"check": self.check.name, "subject": self.subject, "description": self.check.description,
-                "remediation": self.check.remediation,
+                "remediation": self.fix or self.check.remediation,
                 "status": "blocked" if self.blocked else "ok" if self.ok else "failed",
                 "blocked": self.blocked, "violations": keyed(self.violations),
                 "accepted": keyed(self.accepted), "notes": keyed(self.notes), "facts": self.facts}

@@ -7,6 +7,7 @@ from pathlib import Path
 from pglast import split
 from pglast.parser import ParseError, scan
 
+from checks import privileges
 from checks.core import Check
 from checks.errors import SetupError
 from checks.target import Target
@@ -122,11 +123,14 @@ UNCHANGED = Check("migrations_unchanged", "no migration file was edited after it
                   "revert the edit and put the change in a new migration file")
 
 
+MIGRATIONS_TABLE = "supabase_migrations.schema_migrations"
+
+
 def recorded(target: Target) -> list[dict] | None:
     """Rows of supabase_migrations.schema_migrations, or None when the table is absent."""
-    if target.scalar("select to_regclass('supabase_migrations.schema_migrations') is null"):
+    if target.scalar("select to_regclass(%s) is null", (MIGRATIONS_TABLE,)):
         return None
-    return target.query("select version, name, statements from supabase_migrations.schema_migrations order by version")
+    return target.query(f"select version, name, statements from {MIGRATIONS_TABLE} order by version")
 
 
 def _heads(files: list[MigrationFile], rows: list[dict]) -> dict:
@@ -153,6 +157,9 @@ def files_valid(folder: Path):
 
 
 def files_applied(target: Target, folder: Path):
+    unreadable = privileges.blocker(target, MIGRATIONS_TABLE)
+    if unreadable:
+        return APPLIED.blocked("all", unreadable)
     files, rows = migration_files(folder), recorded(target)
     if rows is None:
         return APPLIED.verdict("all", [{"object": "supabase_migrations.schema_migrations",
@@ -164,6 +171,9 @@ def files_applied(target: Target, folder: Path):
 
 
 def applied_have_files(target: Target, folder: Path):
+    unreadable = privileges.blocker(target, MIGRATIONS_TABLE)
+    if unreadable:
+        return KNOWN.blocked("all", unreadable)
     files, rows = migration_files(folder), recorded(target)
     if rows is None:
         return KNOWN.blocked("all", "no migrations table: see test_migration_files_applied")
@@ -175,6 +185,9 @@ def applied_have_files(target: Target, folder: Path):
 
 
 def applied_unchanged(target: Target, folder: Path):
+    unreadable = privileges.blocker(target, MIGRATIONS_TABLE)
+    if unreadable:
+        return UNCHANGED.blocked("all", unreadable)
     files, rows = migration_files(folder), recorded(target)
     if rows is None:
         return UNCHANGED.blocked("all", "no migrations table: see test_migration_files_applied")

@@ -14,7 +14,8 @@ import psycopg
 import pytest
 from _pytest.junitxml import xml_key
 
-from checks import restore_run, summary
+from checks import failures, restore_run, summary
+from checks.report import objectives_line
 from checks.contract import thresholds as contract_thresholds
 from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
 from checks.data import Clock
@@ -88,7 +89,8 @@ def pytest_configure(config):
     for marker, meaning in (("restore_target", "runs only against a restored copy (env restore_target)"),
                             ("drill_timeline", "runs only with a drill's timeline (--env=drill, or --incident-at)"),
                             ("rehearsal", "runs only in a rehearsed drill (--env=drill)"),
-                            ("closes_timeline", "runs last: its verdict closes the drill's timeline")):
+                            ("closes_timeline", "runs last: its verdict closes the drill's timeline"),
+                            ("urgent", "a failure to act on before cut-over (lost orders): runs, and is listed, first")):
         config.addinivalue_line("markers", f"{marker}: {meaning}")
     run = Run()
     config.stash[RUN] = run
@@ -100,11 +102,17 @@ def pytest_configure(config):
     config.pluginmanager.register(RunSummary(run), "ordak-summary")
     config.pluginmanager.register(restore_run.TimelineCloser(run, measured_facts), "ordak-timeline")
     try:
-        resolve(run, config.rootpath, _options(config), _progress(config))
+        resolve(run, config.rootpath, _options(config), _progress(config, run))
         _ACCEPTED[:] = run.env.accepted
-    except (SetupError, psycopg.Error) as exc:
+    except (SetupError, psycopg.Error, KeyboardInterrupt) as exc:
         secrets = run.target.secrets() if run.target else run.env.secret_values() if run.env else ()
-        run.error = redact(one_line(exc, run.env), secrets)
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C while connecting or in a drill: still a report
+            run.interrupted = run.doing
+            run.error = f"interrupted (Ctrl-C) while {run.doing}; nothing was verified"
+            if run.drill is not None:
+                run.timeline = list(run.drill.timeline)
+        else:
+            run.error = redact(one_line(exc, run.env), secrets)
         # Nothing to distribute: stop before xdist (configured after us) starts workers.
         config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
     if not (config.option.help or config.option.collectonly):
@@ -114,14 +122,20 @@ def pytest_configure(config):
 
 def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
     """Every run writes its reports (HTML, JUnit, JSON, postmortem draft) under reports/, named by
-    the environment (only a name from the environments file) and UTC time, never overwriting."""
-    folder = config.rootpath / "reports"
+    the environment (only a name from the environments file) and UTC time, never overwriting.
+    A place that cannot be written (a folder that cannot be created, a read-only disk) is known
+    now, and the reports go to a temp folder instead: nothing of the run is lost."""
+    env = run.env and run.env.name
+    wanted = config.getoption("html")
     try:
-        html = config.getoption("html") or summary.reserve(folder, run.env and run.env.name, started)
+        html = summary.claim(Path(wanted)) if wanted else summary.reserve(config.rootpath / "reports", env, started)
     except OSError as exc:
-        raise pytest.UsageError(f"cannot write reports in {folder}: {exc.strerror}; "
-                                f"pass --html=PATH to write them elsewhere") from None
-    paths = summary.ReportPaths.beside(Path(html), config.option.xmlpath)
+        html = summary.fallback(env, started)
+        asked = wanted or config.rootpath / "reports"
+        run.report_fallback = (f"cannot write the report in {Path(asked).parent if wanted else asked} "
+                               f"({exc.strerror}); it was written to {html} instead: pass --html=PATH in a folder "
+                               f"you can write")
+    paths = summary.ReportPaths.beside(html, config.option.xmlpath)
     config.option.xmlpath = str(paths.xml)
     return paths
 
@@ -151,7 +165,9 @@ def pytest_collection(session):
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session):
     run = session.config.stash[RUN]
-    if run.error:
+    if run.interrupted:
+        session.exitstatus = pytest.ExitCode.INTERRUPTED
+    elif run.error or run.report_fallback:
         session.exitstatus = EXIT_SETUP
     elif run.timeline and not _is_worker(session.config):
         restore_run.close_timeline(run.timeline)
@@ -176,11 +192,13 @@ def _options(config) -> Options:
                    drill={key: config.getoption(option) for key, option in drill.items()})
 
 
-def _progress(config):
-    """Prints one line now, through pytest's output capture (a drill's phases take a while)."""
+def _progress(config, run: Run):
+    """Prints one line now, through pytest's output capture (a drill's phases take a while);
+    the line is also what the run is doing, should Ctrl-C stop it there."""
     capture = config.pluginmanager.getplugin("capturemanager")
 
     def say(line: str) -> None:
+        run.doing = line.strip().rstrip(" .")
         with capture.global_and_fixture_disabled():
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
@@ -239,6 +257,12 @@ def compare_target(pytestconfig) -> Target:
     if other is None:
         pytest.skip("no --compare-to environment given (e.g. --compare-to=production during a drill)")
     return other
+
+
+@pytest.fixture(scope="session")
+def compared_or_none(pytestconfig) -> Target | None:
+    """The --compare-to environment, or None: for checks that measure more with it."""
+    return pytestconfig.stash[RUN].compare
 
 
 @pytest.fixture(scope="session")
@@ -329,6 +353,7 @@ _facts: dict = {}
 _verdicts: list = []
 _ACCEPTED: list = []  # this environment's accepted findings ([[<env>.accepted]])
 VERDICT_PROPERTY = "ordak_verdict"
+CAUSE_PROPERTY = "ordak_cause"  # why a check raised (checks.failures), for the report
 
 
 def expect_clean(verdict: Verdict) -> Verdict:
@@ -363,14 +388,23 @@ def pytest_runtest_call(item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     """A query stopped by a timeout fails its test in one line naming the setting to raise
-    (never a QueryCanceled traceback); so does a connection that cannot be made."""
+    (never a QueryCanceled traceback); so does a connection that cannot be made. Any other
+    error a check raises leads with its cause (SQLSTATE, message, object, fix): the traceback
+    follows it, and the cause travels to the report as plain data (CAUSE_PROPERTY)."""
     report = yield
     env = item.config.stash[RUN].env
     error = call.excinfo.value if call.excinfo is not None else None
-    if env is not None and error is not None:
-        line = str(error) if isinstance(error, SetupError) else stopped_by_guard(error, env)
-        if line:
-            report.outcome, report.longrepr = "failed", line
+    if error is None:
+        return report
+    line = str(error) if isinstance(error, SetupError) else stopped_by_guard(error, env) if env else None
+    if line:
+        report.outcome, report.longrepr = "failed", line
+        return report
+    found = failures.cause(error)
+    if found is not None and report.failed:
+        traceback = report.longreprtext
+        report.longrepr = f"{failures.lead(found)}\n\ntraceback:\n{traceback}"
+        report.user_properties.append((CAUSE_PROPERTY, json.dumps({**found, "traceback": traceback})))
     return report
 
 
@@ -416,7 +450,7 @@ class RunSummary:
 
 
 def measured_facts(report) -> list[tuple[str, object]]:
-    return [(key, value) for key, value in report.user_properties if key != VERDICT_PROPERTY]
+    return [(key, value) for key, value in report.user_properties if key not in (VERDICT_PROPERTY, CAUSE_PROPERTY)]
 
 
 def _format_facts(facts: list) -> str:
@@ -432,6 +466,11 @@ class ReportWriter:
         self.config, self.paths, self.started = config, paths, started
         self.results = summary.Results()
         self.failed: str | None = None  # why the reports could not be written
+        self.data: dict | None = None
+        self.running: str | None = None  # the test running now: where a Ctrl-C stopped the checks
+
+    def pytest_runtest_logstart(self, nodeid):
+        self.running = nodeid
 
     def pytest_runtest_logreport(self, report):
         if report.skipped and isinstance(report.longrepr, tuple):
@@ -439,13 +478,19 @@ class ReportWriter:
         else:
             text = report.longreprtext if report.failed else ""
         verdicts = [json.loads(value) for key, value in report.user_properties if key == VERDICT_PROPERTY]
-        self.results.add(report.nodeid, report.when, report.outcome, report.duration, text, verdicts)
+        cause = next((json.loads(value) for key, value in report.user_properties if key == CAUSE_PROPERTY), None)
+        urgent = any(marker in report.keywords for marker in restore_run.ACT_FIRST)
+        self.results.add(report.nodeid, report.when, report.outcome, report.duration, text, verdicts,
+                         cause=cause, urgent=urgent)
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
         config = self.config
-        data = summary.of_run(config.stash[RUN], self.results.all(), started=self.started, exit_status=int(exitstatus),
-                              command=list(config.invocation_params.args), root=config.rootpath)
+        run = config.stash[RUN]
+        if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
+            run.interrupted = f"running the checks, at {self.running}" if self.running else "starting the checks"
+        self.data = data = summary.of_run(run, self.results.all(), started=self.started, exit_status=int(exitstatus),
+                                          command=list(config.invocation_params.args), root=config.rootpath)
         try:
             summary.write(data, self.paths)
         except OSError as exc:
@@ -457,6 +502,17 @@ class ReportWriter:
         if self.failed:
             terminalreporter.write_line(f"ERROR: {self.failed}", red=True, bold=True)
             return
+        warnings = [self.data["environment"].get("replica"), (self.data["reference_time"] or {}).get("warning")] \
+            if self.data else []
+        for warning in filter(None, warnings):
+            terminalreporter.write_line(f"WARNING: {warning}", yellow=True, bold=True)
+        objectives = objectives_line(self.data) if self.data else None
+        if objectives:
+            terminalreporter.write_line(objectives, bold=True,
+                                        **({"green": True} if "NOT MET" not in objectives else {"red": True}))
+        fallback = self.config.stash[RUN].report_fallback
+        if fallback:
+            terminalreporter.write_line(f"ERROR: {fallback}", red=True, bold=True)
         html = self.paths.html
         try:
             html = html.resolve().relative_to(Path.cwd())

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from psycopg import sql
 
-from checks import catalog
+from checks import catalog, privileges
 from checks.contract import contract, orders_table, runbook_holds, runbook_says, stages
 from checks.core import Check
 from checks.target import Target, call
@@ -138,10 +138,7 @@ def as_staff_blocker(target: Target, name: str, store: str) -> str | None:
         return f"public.{name} is missing: see test_rpc[{name}]"
     if staff_user(target) is None:
         return "no staff user to call it as: see test_staff_user_available"
-    if not target.scalar("select pg_has_role(current_user, 'authenticated', 'MEMBER')"):
-        return (f"the connected role ({target.scalar('select current_user')}) cannot act as authenticated, "
-                "so it cannot call the RPC as staff; connect as postgres to run this check")
-    return None
+    return privileges.blocker(target, "SET ROLE authenticated")
 
 
 def get_queue(target: Target, store: str, thresholds: dict, deep: bool = False):

@@ -2,11 +2,13 @@
 the runbook's objectives, HTTP calls from pg_cron on the restored copy, and a restore that
 left its sources as they were. Measurements are the verdicts' facts."""
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from psycopg import sql
 
-from checks import catalog
+from checks import catalog, privileges
+from checks import compare as differences
+from checks.compare import Span
 from checks.contract import orders_table
 from checks.core import Check
 from checks.target import Target
@@ -17,9 +19,10 @@ SHOWN = 25
 CANARIES = Check("canaries", "every canary order committed up to the restore point is in the restored database, "
                  "and none committed after it",
                  "the restore did not reach, or went past, its target: restore again to the restore point")
-DATA_LOSS = Check("data_loss_within_objective", "per store, the incident time minus the newest recovered commit is "
-                  "within the RPO objective", "restore from a later point (PITR), then replay the Shopify webhooks of "
-                  "the lost window")
+DATA_LOSS = Check("data_loss_within_objective", "per store, what the restore lost (the orders production held "
+                  "before the incident that it lacks, back to the oldest of them, or else back to the newest "
+                  "recovered commit) is within the RPO objective, and it holds nothing from after the incident",
+                  "restore again from a point that loses less, then replay the Shopify webhooks of the lost window")
 RTO = Check("rto_within_objective", "incident -> restore started -> restored database accepting connections -> "
             "suite verdict, within the RTO objective", "find the slowest phase in the timeline and shorten it "
             "(rehearse the runbook, script the steps)")
@@ -41,8 +44,18 @@ def canaries(target: Target, store: str, ledger: list[Canary], restore_point: da
                                              f"({restore_point:%H:%M:%S.%f}), and missing"} for c in missing[:SHOWN]]
     violations += [{"object": c.id, "problem": f"committed {c.committed_at:%H:%M:%S.%f} UTC, after the restore point "
                                               f"({restore_point:%H:%M:%S.%f}), and present"} for c in extra[:SHOWN]]
+    newest = max((c.committed_at for c in ours if c.id in present), default=None)
+    # Canaries missing from before the newest one present: holes, not a short tail.
+    holes = newest is not None and any(c.committed_at < newest for c in missing)
+    fix = None
+    if extra or holes:
+        fix = ("the restore went past the restore point (or holds damage from after it): restore again with the "
+               "recovery target at the restore point, earlier than this one")
+    elif missing:
+        fix = ("the restore stopped before the restore point: restore again with the recovery target at the restore "
+               "point, later than this one (is every WAL segment up to it archived?)")
     before = sum(c.committed_at <= restore_point for c in ours)
-    return CANARIES.verdict(store, violations, canaries_before=before, canaries_after=len(ours) - before,
+    return CANARIES.verdict(store, violations, fix=fix, canaries_before=before, canaries_after=len(ours) - before,
                             **({"missing": len(missing)} if missing else {}), **({"unexpected": len(extra)} if extra else {}))
 
 
@@ -55,32 +68,72 @@ def _present(target: Target, store: str, ids: list[str]) -> set[str]:
 
 
 def data_loss(target: Target, store: str, incident_at: datetime, objective_hours: float,
-              ledger: list[Canary] | None = None):
-    """Newest recovered commit: the newest canary present (a drill), else the newest order
+              ledger: list[Canary] | None = None, compare: Target | None = None, slack_minutes: float = 0):
+    """Data loss is what is missing, counted, and the time it spans: the orders production held
+    before the incident that the restored copy lacks (from the compared environment, and in a
+    drill from the canaries' ledger too), and the newest recovered commit. The loss runs from
+    the oldest of those to the incident. A copy holding commits after the incident (beyond
+    `slack_minutes`, for an incident time a person noted) went past it: a failure, never "0 s".
+
+    Newest recovered commit: the newest canary present (a drill), else the newest order
     ingested (created_at: the runbook's "last order ingested" clock)."""
+    table = f"public.{orders_table(store)}"
+    present_here = target.scalar("select to_regclass(%s) is not null", (table,))
+    missing = Span()
+    if compare is not None and present_here and not catalog.missing_table(compare, orders_table(store)):
+        missing.merge(differences.difference(target, compare, store, incident_at).missing)
     if ledger is not None:
         ours = [c for c in ledger if c.store == store]
-        present = _present(target, store, [c.id for c in ours])
-        newest = max((c.committed_at for c in ours if c.id in present), default=None)
-        source = "newest canary order recovered"
-    elif target.scalar("select to_regclass(%s) is not null", (f"public.{orders_table(store)}",)):
+        here = _present(target, store, [c.id for c in ours])
+        before = [c for c in ours if c.committed_at <= incident_at and c.id not in here]
+        # Canaries the compared copy holds were counted with it already.
+        counted = _present(compare, store, [c.id for c in before]) if compare is not None and present_here else set()
+        missing.add([c.committed_at for c in before if c.id not in counted])
+        recovered = [c.committed_at for c in ours if c.id in here]
+        newest, source = max(recovered, default=None), "newest canary order recovered"
+    elif present_here:
         newest = target.scalar(sql.SQL("select max(created_at) from {}").format(
             sql.Identifier("public", orders_table(store))))
         source = "newest order ingested (created_at)"
     else:
-        newest, source = None, "public." + orders_table(store) + " is missing"
-    if newest is None:
-        return DATA_LOSS.verdict(store, [{"object": f"public.{orders_table(store)}",
-                                          "problem": f"nothing recovered to measure from ({source})"}])
-    loss = (incident_at - newest).total_seconds()
+        newest, source = None, f"{table} is missing"
+    if newest is None and not missing.count:
+        return DATA_LOSS.verdict(store, [{"object": table, "problem": f"nothing recovered to measure from ({source})"}],
+                                 fix=differences.EARLIER)
+    starts = [t for t in (newest, missing.oldest) if t is not None]
+    loss = (incident_at - min(starts)).total_seconds()
     facts = {"data_loss_seconds": round(loss, 3), "data_loss_hours": round(loss / 3600, 4),
-             "newest_recovered_commit": newest.isoformat(), "measured_from": source,
+             "orders_missing": missing.count,
+             **({"missing_created_from": missing.oldest.isoformat(), "missing_created_to": missing.newest.isoformat(),
+                 "missing_span_hours": missing.hours()} if missing.count else {}),
+             "newest_recovered_commit": newest.isoformat() if newest else None, "measured_from": source,
              "incident_at": incident_at.isoformat(), "objective_hours": objective_hours}
-    violations = [] if loss <= objective_hours * 3600 else [{
-        "object": store, "problem": f"data loss {loss / 3600:.2f} h (incident {incident_at:%Y-%m-%d %H:%M:%S} UTC, "
-                                    f"newest recovered commit {newest:%Y-%m-%d %H:%M:%S} UTC) exceeds the RPO "
-                                    f"objective of {objective_hours} h"}]
-    return DATA_LOSS.verdict(store, violations, **facts)
+    past = newest is not None and (newest - incident_at).total_seconds() > slack_minutes * 60
+    holes = bool(missing.count and newest is not None and missing.oldest < newest)
+    violations = []
+    if past:
+        violations.append({"object": store, "problem": (
+            f"the restored copy holds commits made after the incident: its newest ({_at(newest)}) is "
+            f"{_span(newest - incident_at)} after the incident ({_at(incident_at)}); the restore went past the "
+            f"incident, so the damage may be in the copy too")})
+    if loss > objective_hours * 3600:
+        what = (f"{missing.count:,} order(s) production held before the incident are missing, created "
+                f"{_at(missing.oldest)} to {_at(missing.newest)}" if missing.count else
+                f"the newest recovered commit is {_at(newest)}")
+        violations.append({"object": store, "problem": (
+            f"data loss {loss / 3600:,.2f} h exceeds the RPO objective of {objective_hours} h: {what} "
+            f"(incident {_at(incident_at)})")})
+    fix = differences.EARLIER if past or holes else differences.LATER
+    return DATA_LOSS.verdict(store, violations, fix=fix, **facts)
+
+
+def _at(moment: datetime) -> str:
+    return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _span(delta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds:,.1f} s" if seconds < 120 else f"{seconds / 3600:,.2f} h"
 
 
 def rto(timeline: list[dict], verdict_at: datetime, objective_hours: float):
@@ -102,6 +155,9 @@ def rto(timeline: list[dict], verdict_at: datetime, objective_hours: float):
 
 def http_cron_jobs(target: Target):
     """Active jobs whose command makes HTTP calls, or calls a function (one level) that does."""
+    blind = privileges.blocker(target, "cron.job")
+    if blind:  # an empty list from a role that sees no job is no all-clear
+        return HTTP_CRON.blocked("pg_cron", blind)
     jobs = catalog.cron_jobs(target) or []
     active = [j for j in jobs if j["active"]]
     violations = [{"object": f"cron job {j['name'] or j['jobid']} (jobid {j['jobid']})",

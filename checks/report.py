@@ -87,6 +87,25 @@ def label(name: str) -> str:
     return name.replace("_", " ")
 
 
+def objectives_line(data: dict) -> str | None:
+    """One line a person reads at a glance after a drill or a restore with a timeline:
+    'RTO 23 s of 4 h: met; data loss bannos 2.3 s (0 orders missing) of 24 h: met; ...'."""
+    drill_part = data.get("timeline")
+    if not drill_part:
+        return None
+    def verdict(met) -> str:
+        return "met" if met else "NOT MET" if met is False else "not judged"
+    rto = drill_part["rto"]
+    parts = [f"RTO {hours(rto['hours'])} of {hours(rto['objective_hours'])}: {verdict(rto['met'])}"]
+    for row in drill_part["data_loss"]:
+        missing = f" ({row['orders_missing']:,} orders missing)" if row.get("orders_missing") is not None else ""
+        parts.append(f"data loss {row['store']} {hours(row['hours'])}{missing} of {hours(row['objective_hours'])}: "
+                     f"{verdict(row['met'])}")
+    if not drill_part["data_loss"]:
+        parts.append("data loss: not judged (test_data_loss_within_objective did not run)")
+    return "; ".join(parts)
+
+
 _TEMPLATES.filters.update(when=when, hours=hours, seconds=seconds, details=details, label=label)
 
 

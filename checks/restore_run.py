@@ -17,7 +17,9 @@ NEEDS = {
     "drill_timeline": lambda run: bool(run.timeline),
     "rehearsal": lambda run: run.drill_record is not None,
 }
-FIRST, LAST = "restore_target", "closes_timeline"  # act on HTTP cron jobs first; the verdict closes the RTO
+# Act on HTTP cron jobs first, then on lost orders (URGENT); the verdict closes the RTO.
+FIRST, URGENT, LAST = "restore_target", "urgent", "closes_timeline"
+ACT_FIRST = (FIRST, URGENT)  # their failures lead the failed list and the report
 AS_OF = "production@restore-point"
 
 
@@ -48,8 +50,6 @@ def rehearse(run, options: dict, progress) -> None:
     result = run.drill.run()
     run.drill_record, run.timeline = result.record(), result.timeline
     run.target = Target(env, result.target_url)
-    run.facts = {"server_version": run.target.scalar("show server_version"),
-                 "user": run.target.scalar("select current_user"), "door": run.target.door}
     require_ordak(run.target)
     run.clock = Clock(result.restore_point, True)
     production = Environment(name=AS_OF, description="the drill's production as of the restore point", read_only=True)
@@ -116,9 +116,10 @@ def select(run, items: list) -> tuple[list, list]:
     for item in items:
         needs = [m.name for m in item.iter_markers() if m.name in NEEDS]
         (kept if all(NEEDS[n](run) for n in needs) else deselected).append(item)
-    first = [i for i in kept if i.get_closest_marker(FIRST)]
-    last = [i for i in kept if i.get_closest_marker(LAST)]
-    return first + [i for i in kept if i not in first and i not in last] + last, deselected
+    def rank(item) -> int:
+        return 0 if item.get_closest_marker(FIRST) else 1 if item.get_closest_marker(URGENT) else \
+            3 if item.get_closest_marker(LAST) else 2
+    return sorted(kept, key=rank), deselected  # sorted() is stable: the rest keep their order
 
 
 def close_timeline(timeline: list[dict]) -> None:

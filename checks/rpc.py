@@ -17,10 +17,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from checks import catalog
+from checks import catalog, privileges
 from checks.contract import behaviours, contract, orders_table, runbook_holds, runbook_says, stage_columns, stages
 from checks.core import Check, Verdict
 from checks.ingest import ingest, shopify_payload
+from checks.privileges import ACTS_AS, WRITTEN
 from checks.target import Target, call
 
 ROLES = ("Staff", "Supervisor", "Admin")
@@ -221,7 +222,8 @@ def missing(target: Target, name: str, store: str) -> str | None:
         return blocker
     if not catalog.functions(target, ["public"], [name]):
         return f"public.{name} is missing: see test_rpc[{name}]"
-    return None
+    # The probes create staff users, then act as them, as anon and as the service role.
+    return privileges.blocker(target, *WRITTEN, *(f"SET ROLE {r}" for r in ACTS_AS))
 
 
 # -- idempotence -----------------------------------------------------------------------------

@@ -36,6 +36,10 @@ class Run:
     management: dict | None = None  # the Management API's answers, read once by the controller
     drill: object | None = None  # the rehearsed drill (checks.drill.Drill), cleaned up at the end
     drill_record: dict | None = None  # its canaries, incident, restore point... (checks.drill.Result.record)
+    report_fallback: str | None = None  # why the reports went to a temp folder, if they did
+    interrupted: str | None = None  # Ctrl-C before the checks: what the run was doing then
+    previous: dict | None = None  # the last run of this environment in the history (its order counts)
+    doing: str = "starting"  # what resolve() is doing now: a Ctrl-C's report names it
 
     def close(self, *, controller: bool) -> None:
         for target in (self.target, self.compare):
@@ -81,10 +85,13 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
                                                  "--restore-started-at": given.restore_started_at,
                                                  "--compare-to": given.compare_to})
     if env.rehearsal is not None:
+        run.doing = "rehearsing the drill"
         restore_run.rehearse(run, given.drill, progress)
+        run.facts = server_facts(run.target)
         return
     if env.embedded:
         from checks.reference import DEFAULT_SCALE, ReferenceCluster
+        run.doing = "starting the embedded reference Ordak"
         run.cluster = ReferenceCluster.open("suite")
         run.template = run.cluster.template(env.scale or DEFAULT_SCALE, progress)
         run.clone = f"ordak_run_{os.getpid()}"
@@ -92,8 +99,8 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     else:
         url = env.secret("db_url")
     run.target = Target(env, url)
-    run.facts = {"server_version": run.target.scalar("show server_version"),
-                 "user": run.target.scalar("select current_user"), "door": run.target.door}
+    run.doing = f"connecting to {run.target.location}"
+    run.facts = server_facts(run.target)
     # A real drill's timeline: the person's times, then the suite's first connection (just made).
     run.timeline = restore_run.timeline_of(given.incident_at, given.restore_started_at)
     require_ordak(run.target)
@@ -103,8 +110,19 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     run.clock = Clock(options.restore_point(given.restore_point, now), True) if given.restore_point else Clock(now, False)
     if given.compare_to:
         run.compare = Target(*options.compare_to(given.compare_to, env, run.target.location, environments))
+        run.doing = f"connecting to {run.compare.location} (--compare-to={given.compare_to})"
         require_ordak(run.compare)
+    run.doing = "starting the checks"
 
+
+def server_facts(target: Target) -> dict:
+    """What a person must know of the server before reading any verdict: its version, the role
+    the suite connected as, the door it took, and whether it is a replica still in recovery
+    (a hot standby answers every read, and would pass for a restored copy)."""
+    row = target.query("select current_setting('server_version') as version, current_user as role, "
+                       "pg_is_in_recovery() as in_recovery")[0]
+    return {"server_version": row["version"], "user": row["role"], "door": target.door,
+            "in_recovery": row["in_recovery"]}
 
 def one_line(exc: Exception, env: Environment | None) -> str:
     """A setup error as a person must read it; a database error met while starting, too."""

@@ -9,7 +9,7 @@ to the contract or not.
 
 import psycopg
 
-from checks import catalog
+from checks import catalog, privileges
 from checks.contract import contract, tables
 from checks.core import Check
 from checks.target import Target
@@ -133,9 +133,9 @@ def anon_read_probe(target: Target, rpc: str, probe: dict):
                          "bool_or(has_function_privilege('anon', oid, 'EXECUTE')) from unnest(%s::oid[]) oid",
                          ([f["oid"] for f in found],)):
         return ANON_READ_PROBE.verdict(rpc, [], anon="no EXECUTE: refused without a call")
-    if not target.scalar("select pg_has_role(current_user, 'anon', 'MEMBER')"):
-        return ANON_READ_PROBE.blocked(rpc, f"the connected role ({target.scalar('select current_user')}) "
-                                            "cannot act as anon; connect as postgres to run this probe")
+    blocker = privileges.blocker(target, "SET ROLE anon")
+    if blocker:
+        return ANON_READ_PROBE.blocked(rpc, blocker)
     args = _probe_arguments(target, probe)
     named = ", ".join(f"{name} => %({name})s" for name in args)
     with target.rolled_back() as conn:
@@ -179,6 +179,9 @@ def owner_rights_views(target: Target):
 
 
 def buckets_private(target: Target):
+    blocker = privileges.blocker(target, "storage.buckets")
+    if blocker:
+        return BUCKETS_PRIVATE.blocked("all", blocker)
     found = catalog.buckets(target)
     allowed = contract()["storage"]["public_buckets_allowed"]
     return BUCKETS_PRIVATE.verdict("all", [

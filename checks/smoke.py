@@ -11,7 +11,7 @@ import uuid
 
 import psycopg
 
-from checks import catalog, rpc
+from checks import catalog, privileges, rpc
 from checks.contract import orders_table, rpcs, runbook_holds, runbook_says
 from checks.core import Check
 from checks.ingest import ingest, shopify_payload
@@ -125,7 +125,8 @@ def removal_sql(store: str, order_id: str) -> str:
 
 def smoke_flow(target: Target, store: str, user: dict | None, persist: bool = False):
     """The flow in sandbox() (rolled back), or committed when persist is asked on a writable env."""
-    blocker = catalog.missing_table(target, orders_table(store), f"webhook_inbox_{store}", "stage_events")
+    blocker = catalog.missing_table(target, orders_table(store), f"webhook_inbox_{store}", "stage_events") or \
+        privileges.blocker(target, "SET ROLE authenticated", "SET ROLE service_role")
     if blocker:
         return SMOKE.blocked(store, blocker)
     if user is None:

@@ -17,6 +17,7 @@ import platform
 import re
 import shlex
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cache
@@ -68,6 +69,10 @@ def safe_name(name: str | None) -> str:
     return name if name and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name) else "unknown"
 
 
+PLACEHOLDER = ("<!doctype html><title>Ordak verification</title><p>This run has not finished "
+               "(or was killed before it could write its report).</p>\n")
+
+
 def reserve(folder: Path, env: str | None, at: datetime) -> Path:
     """reports/<env>-<UTC time>-<suffix>.html, created empty-but-for-a-note so that no other run,
     even one started in the same second, can take the name."""
@@ -77,11 +82,23 @@ def reserve(folder: Path, env: str | None, at: datetime) -> Path:
         path = folder / f"{safe_name(env)}-{stamp}-{token_hex(2)}.html"
         try:
             with open(path, "x") as placeholder:
-                placeholder.write("<!doctype html><title>Ordak verification</title><p>This run has not finished "
-                                  "(or was killed before it could write its report).</p>\n")
+                placeholder.write(PLACEHOLDER)
             return path
         except FileExistsError:
             continue
+
+
+def claim(path: Path) -> Path:
+    """A report path a person gave: its folder made and the file written now (a placeholder),
+    so that a path that cannot be written is known before the run, not after it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PLACEHOLDER)
+    return path
+
+
+def fallback(env: str | None, at: datetime) -> Path:
+    """Where the reports go when the asked-for place cannot be written: a new temp folder."""
+    return reserve(Path(tempfile.mkdtemp(prefix="ordak-verify-report-")), env, at)
 
 
 # -- test outcomes ------------------------------------------------------------------------
@@ -91,13 +108,19 @@ class Results:
     def __init__(self):
         self.tests: dict[str, dict] = {}
 
-    def add(self, nodeid: str, when: str, outcome: str, duration: float, text: str, verdicts: list[dict]) -> None:
+    def add(self, nodeid: str, when: str, outcome: str, duration: float, text: str, verdicts: list[dict],
+            cause: dict | None = None, urgent: bool = False) -> None:
+        """cause: why the check raised (checks.failures), its traceback apart; urgent: a failure to
+        act on before cut-over, listed first."""
         test = self.tests.setdefault(nodeid, {
             "id": nodeid.split("::", 1)[-1], "nodeid": nodeid, "area": area_of(nodeid), "outcome": "passed",
-            "duration": 0.0, "message": "", "verdicts": []})
+            "duration": 0.0, "message": "", "verdicts": [], "cause": None, "urgent": urgent})
         test["duration"] = round(test["duration"] + duration, 3)
         if when == "call":  # later phases carry the same properties again
             test["verdicts"] = verdicts
+        if cause and outcome == "failed" and not test["cause"]:
+            test["cause"] = cause
+            text = f"{cause['line']}\n  fix: {cause['fix']}"  # the traceback stays in cause["traceback"]
         if outcome == "passed":
             return
         if outcome == "skipped":
@@ -126,6 +149,9 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
                  exit_status=exit_status, command=command, root=root,
                  server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user"),
                          "connection": run.facts.get("door")})
+    if run.facts.get("in_recovery"):
+        data["environment"]["replica"] = (f"{data['environment']['host']} is a replica in recovery (a hot standby): "
+                                          f"it answers reads but is not a promoted copy, nor the primary")
     if run.drill_record:
         from checks.restore_run import describe
         data["environment"]["drill"] = describe(run.drill_record)
@@ -137,6 +163,8 @@ def build(*, env, target, compare, clock, error: str | None, thresholds: dict, s
           command: list[str], root: Path, server: dict) -> dict:
     """The run as plain, JSON-ready data (not yet redacted: see redacted())."""
     counts = {k: sum(1 for r in results if r["outcome"] == k) for k in ("passed", "failed", "error", "skipped")}
+    # What must be acted on before cut-over (an HTTP cron job on a restored copy, lost orders) leads.
+    results = sorted(results, key=lambda r: not (r.get("urgent") and r["outcome"] in ("failed", "error")))
     failing = [r for r in results if r["outcome"] in ("failed", "error")]
     if error:
         verdict = "error"
@@ -147,10 +175,14 @@ def build(*, env, target, compare, clock, error: str | None, thresholds: dict, s
     else:
         verdict = "passed"
     reference = {"at": _iso(clock.at), "kind": clock.label} if clock else None
+    if reference and env and env.restore_target and not clock.restore_point:
+        reference["warning"] = (f"no --restore-point: freshness and RPO were measured against now, not against the "
+                                f"time {env.name} was restored to; run again with --restore-point=<that time>")
     facts = key_facts(results, stores, thresholds, clock)
     data = {
         "schema": SCHEMA, "verdict": verdict, "error": error,
         "headline": headline(verdict, counts, failing, error),
+        "act_first": [r["id"] for r in failing if r.get("urgent")],
         "failed_areas": sorted({r["area"] for r in failing}, key=_area_order),
         "environment": {
             "name": env.name if env else None, "description": env.description if env else "",
@@ -205,6 +237,10 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
             facts = verdict.get("facts") or {}
             if verdict["subject"] in per_store:
                 per_store[verdict["subject"]].update({k: v for k, v in facts.items() if k in used})
+                if verdict["check"] == "last_order_fresh" and verdict["status"] != "blocked":
+                    # The check's own verdict, never a recomputation: the first screen and the
+                    # test must agree (a negative age is a failure there, so it is here).
+                    per_store[verdict["subject"]]["fresh"] = verdict["status"] == "ok"
             migrations.update({k: v for k, v in facts.items() if k in ("head_in_git", "head_in_database")})
             if "by_status" in facts:
                 queue = _pairs(facts["by_status"])
@@ -217,15 +253,16 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
         hours = facts.get("rpo_hours", facts.get("hours_since_last_order"))
         stores_rows.append({"store": store, "orders": facts.get("orders"), "per_stage": facts.get("per_stage"),
                             "last_order_at": facts.get("last_order_at"), "hours_before_reference": hours,
-                            "objective_hours": objective,
-                            "within_objective": None if hours is None or objective is None else hours <= objective})
+                            "objective_hours": objective, "within_objective": facts.get("fresh")})
     return {"stores": stores_rows, "hours_measure": "RPO" if at_restore_point else "age of the newest order",
             "migrations": migrations, "queue": queue, "other": other}
 
 
 def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: dict, thresholds: dict) -> dict | None:
     """The drill's timeline with RTO and data loss per store against the objectives; None when
-    the run had no timeline."""
+    the run had no timeline. Each number and its "met" come from the check that judged it
+    (rto_within_objective, data_loss_within_objective), so the first screen never contradicts
+    a check; a measure no check judged says so."""
     if not timeline:
         return None
     events = [{**e, "at": _aware(e["at"])} for e in timeline]
@@ -239,22 +276,20 @@ def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: 
                      "since_incident_seconds": (event["at"] - incident["at"]).total_seconds(),
                      "phase_seconds": (event["at"] - previous).total_seconds() if previous else None})
         previous = event["at"]
-    rto, loss = round((events[-1]["at"] - incident["at"]).total_seconds() / 3600, 3), {}
-    for verdict in (v for r in results for v in r["verdicts"]):
-        measured = verdict.get("facts") or {}
-        rto = measured.get("rto_hours", rto)
-        if "data_loss_hours" in measured:
-            loss[verdict["subject"]] = measured["data_loss_hours"]
-    for row in facts["stores"]:
-        if row["store"] not in loss and row["last_order_at"] and incident["event"] == "incident":
-            newest = datetime.fromisoformat(row["last_order_at"])
-            loss[row["store"]] = round((incident["at"] - newest).total_seconds() / 3600, 3)
     rto_objective = thresholds.get("rto_hours", RUNBOOK_RTO_HOURS)
     rpo_objective = thresholds.get("rpo_hours")
-    return {"events": rows, "incident_at": _iso(incident["at"]),
-            "rto": {"hours": rto, "objective_hours": rto_objective, "met": rto <= rto_objective},
-            "data_loss": [{"store": s, "hours": h, "objective_hours": rpo_objective,
-                           "met": None if rpo_objective is None else h <= rpo_objective} for s, h in loss.items()]}
+    judged = [v for r in results for v in r["verdicts"] if v["status"] != "blocked"]
+    rto = next((v for v in judged if v["check"] == "rto_within_objective"), None)
+    if rto is not None:
+        rto_row = {"hours": rto["facts"]["rto_hours"], "objective_hours": rto_objective, "met": rto["status"] == "ok"}
+    else:
+        hours = round((events[-1]["at"] - incident["at"]).total_seconds() / 3600, 4)
+        rto_row = {"hours": hours, "objective_hours": rto_objective, "met": None,
+                   "note": "not judged: test_rto_within_objective did not run"}
+    loss = [{"store": v["subject"], "hours": v["facts"].get("data_loss_hours"),
+             "orders_missing": v["facts"].get("orders_missing"), "objective_hours": rpo_objective,
+             "met": v["status"] == "ok"} for v in judged if v["check"] == "data_loss_within_objective"]
+    return {"events": rows, "incident_at": _iso(incident["at"]), "rto": rto_row, "data_loss": loss}
 
 
 # -- redaction, files, history -------------------------------------------------------------
@@ -277,6 +312,8 @@ def history_entry(data: dict, report: Path) -> dict:
             "checks": sum(data["counts"].values()), **data["counts"], "failed_areas": data["failed_areas"],
             "rpo_hours": max(hours) if hours else None, "hours_measure": data["facts"]["hours_measure"],
             "rto_hours": drill_part["rto"]["hours"] if drill_part else None,
+            # Orders per store: the next run of this environment compares its counts with these.
+            "orders": {s["store"]: s["orders"] for s in stores if s["orders"] is not None},
             "commit": data["suite"]["commit"], "report": report.name}
 
 

@@ -46,6 +46,14 @@ def test_no_shopify_duplicates(target, store):
     expect_clean(data.shopify_duplicates(target, store))
 
 
+@pytest.mark.urgent
+@pytest.mark.parametrize("store", STORES)
+def test_store_count_vs_compared(target, compare_target, store, clock, thresholds):
+    expect_clean(compare.count_vs_compared(target, compare_target, store, clock.at,
+                                           thresholds["min_share_of_compared_orders"]))
+
+
+@pytest.mark.urgent
 @pytest.mark.parametrize("store", STORES)
 def test_matches_compared_env(target, compare_target, store, clock):
     expect_clean(compare.matches(target, compare_target, store, clock.at))
