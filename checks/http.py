@@ -6,7 +6,9 @@ only the reads the checks make and refuses anything else before it leaves the ma
 Management API is only ever read (GET backups, migrations, security advisors), so no code
 path can reach `POST .../database/backups/restore-pitr`, which restores a project in place.
 PostgREST gets the contract's read RPCs and a one-row select as anon; Storage gets sign
-requests; any other host gets plain GETs that carry no key.
+requests and reads of signed objects (never an image transformation, which is billed per
+image); any other host gets plain GETs that carry no key: photos, and web_answer()'s `GET /`
+to a database URL's port that did not answer as PostgreSQL.
 
 A bad answer becomes an HttpError: one line naming the endpoint (never its query, which may
 hold a signed URL's token) and what to check, with every key redacted.
@@ -51,7 +53,11 @@ class HttpError(Exception):
 
 
 class RefusedRequest(HttpError):
-    """A request the guard did not let out (a bug in the suite: it was never sent)."""
+    """A request the guard did not let out (it was never sent)."""
+
+
+class NoAnswer(HttpError):
+    """Nothing came back within the timeout."""
 
 
 def endpoint(method: str, url: httpx.URL | str) -> str:
@@ -213,15 +219,18 @@ class Client:
 
     # -- one request, retried on 429 and 5xx -----------------------------------------
     def _send(self, method: str, url: str, hints: Hints, *, headers=None, json=None,
-              accept: Callable[[Answer], bool] = lambda a: a.status == 200, headers_only: bool = False) -> Answer:
+              accept: Callable[[Answer], bool] = lambda a: a.status == 200, headers_only: bool = False,
+              attempts: int = ATTEMPTS, follow: bool | None = None) -> Answer:
+        """follow: whether redirects are followed (default: for headers_only reads, the photos)."""
         try:
             where = endpoint(method, url)
         except httpx.InvalidURL as exc:
             shown = re.sub(r"//[^/@]*@", "//", re.split(r"[?#]", url)[0])
             raise HttpError(self._redact(f"{method} {shown}: not a valid URL ({exc})")) from None
-        for attempt in range(1, ATTEMPTS + 1):
-            answer, retry_after = self._once(method, url, where, hints, headers, json, headers_only)
-            if answer.status != 429 and answer.status < 500 or attempt == ATTEMPTS:
+        follow = headers_only if follow is None else follow
+        for attempt in range(1, attempts + 1):
+            answer, retry_after = self._once(method, url, where, hints, headers, json, headers_only, follow)
+            if answer.status != 429 and answer.status < 500 or attempt == attempts:
                 break
             time.sleep(min(retry_after, RETRY_AFTER_CAP) if retry_after is not None
                        else BACKOFF * 2 ** (attempt - 1))
@@ -233,19 +242,19 @@ class Client:
                                          f"{hints.malformed}"))
         return answer
 
-    def _once(self, method, url, where, hints, headers, json_body, headers_only) -> tuple[Answer, float | None]:
+    def _once(self, method, url, where, hints, headers, json_body, headers_only, follow) -> tuple[Answer, float | None]:
         try:
             # API calls never follow a redirect; a photo host may send one (the guard sees each hop).
             with self._http.stream(method, url, headers=headers, json=json_body,
-                                   follow_redirects=headers_only) as response:
+                                   follow_redirects=follow) as response:
                 content_type = response.headers.get("content-type", "")
                 retry_after = _retry_after(response.headers.get("retry-after"))
                 raw = b"" if headers_only else response.read()
         except RefusedRequest:
             raise
         except httpx.TimeoutException:
-            raise HttpError(self._redact(f"{where}: no answer within {self.timeout:g} s: {hints.unreachable}, "
-                                         f"or raise http_timeout in environments.toml")) from None
+            raise NoAnswer(self._redact(f"{where}: no answer within {self.timeout:g} s: {hints.unreachable}, "
+                                        f"or raise http_timeout in environments.toml")) from None
         except httpx.TooManyRedirects:
             raise HttpError(self._redact(f"{where}: more than {MAX_REDIRECTS} redirects: "
                                          f"{hints.unreachable}")) from None
@@ -290,6 +299,41 @@ class Client:
 
 _PHOTO_HINTS = Hints(unauthorized="", forbidden="", not_found="", malformed="",
                      unreachable="check the URL and that its host is reachable from here")
+
+
+# -- what a database URL's port speaks ------------------------------------------------------
+PROBE_TIMEOUT = 2.0  # seconds per probe request: what a silent host costs on top of its connect_timeout
+
+
+def web_answer(host: str, port: int) -> str | None:
+    """How host:port answers a web request, e.g. "HTTP (GET / answered 404)"; None when it
+    answers none (a PostgreSQL server, a silent host, nothing listening).
+
+    For a database URL that failed to connect. Neither PostgreSQL nor HTTP speaks first, so
+    libpq against a web port often learns nothing: Python's http.server, for one, waits for
+    the end of a request line libpq never sends, and the connection only times out (servers
+    that answer garbage at once make libpq report a stray 'H'). One plain `GET /` afterwards
+    tells the two apart: read-only, carrying no key, sent through the same ReadOnlyGuard as
+    every request. A PostgreSQL server takes "GET " for a startup packet of absurd length and
+    hangs up (one line in its log). Plain HTTP first; TLS only if that was refused or cut off
+    fast (nginx and Go answer plain HTTP on their TLS ports anyway), never after a timeout: a
+    silent host costs one PROBE_TIMEOUT, not two. TLS is not verified: only a GET / with no
+    key is sent, and a self-signed web port is still a web port."""
+    client = Client(timeout=PROBE_TIMEOUT, transport=httpx.HTTPTransport(verify=False))
+    try:
+        for scheme in ("http", "https"):
+            try:
+                url = str(httpx.URL(scheme=scheme, host=host, port=port, path="/"))
+                answer = client._send("GET", url, _PHOTO_HINTS, accept=lambda a: True, headers_only=True,
+                                      attempts=1, follow=False)
+            except NoAnswer:
+                return None
+            except (HttpError, httpx.InvalidURL, ValueError):
+                continue
+            return f"{scheme.upper()} (GET / answered {answer.status})"
+        return None
+    finally:
+        client.close()
 
 
 def _rest_headers(key: str) -> dict:

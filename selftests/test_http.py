@@ -8,6 +8,14 @@ the guard lets out nothing but the documented reads, for any input and any redir
 
 import ast
 import re
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -108,6 +116,9 @@ REFUSED = [
     ("POST", f"{PROJECT}/storage/v1/bucket", {}),
     ("GET", f"{PROJECT}/functions/v1/process-inbox", {}),
     ("GET", f"{PROJECT}/storage/v1/object/sign/order_photos/a.jpg?token=t", {"apikey": KEY}),
+    # Image transformations are never requested (billed per image): a render URL's object is read instead.
+    ("GET", f"{PROJECT}/storage/v1/render/image/public/order_photos/a.jpg?width=200", {}),
+    ("GET", f"{PROJECT}/storage/v1/render/image/sign/order_photos/a.jpg?token=t", {}),
     ("POST", "https://photos.example/upload", {}),
     ("HEAD", "https://photos.example/a.jpg", {}),
     ("GET", "https://photos.example/a.jpg", {"apikey": KEY}),
@@ -326,3 +337,82 @@ def test_gateway_refusal_is_not_a_postgrest_refusal():
     gateway = Recorder(httpx.Response(401, json={"message": "Invalid API key"}))
     with pytest.raises(HttpError, match=r"401 Unauthorized \(Invalid API key\): check the token"):
         client(gateway).rest_rpc("get_queue", {}, KEY, HINTS)
+
+
+# -- what a database URL's port speaks (checks.http.web_answer, over real sockets) -----------------
+class _Web(BaseHTTPRequestHandler):
+    seen: list
+
+    def _answer(self):
+        self.seen.append((self.command, self.path, {k.lower() for k in self.headers}))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def _web_server(tls: bool = False):
+    """Python's http.server on 127.0.0.1 (behind a self-signed certificate with tls); yields
+    (port, the requests it read)."""
+    seen: list = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Web,), {"seen": seen}))
+    if tls:
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                                "/CN=localhost", "-keyout", f"{folder}/key.pem", "-out", f"{folder}/cert.pem"],
+                               check=True, capture_output=True)
+            except (FileNotFoundError, subprocess.CalledProcessError):
+                server.server_close()
+                pytest.skip("openssl is needed to make a self-signed certificate")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(f"{folder}/cert.pem", f"{folder}/key.pem")
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield server.server_address[1], seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_a_web_port_is_named_by_one_get(tls):
+    """Plain HTTP first; a TLS port that hangs up on it is asked again over TLS (unverified:
+    the probe carries nothing to protect). Only ever one GET /, without a key."""
+    with _web_server(tls) as (port, seen):
+        said = http.web_answer("127.0.0.1", port)
+    assert said == f"{'HTTPS' if tls else 'HTTP'} (GET / answered 404)"
+    assert [(method, path) for method, path, _ in seen] == [("GET", "/")]
+    assert not {"apikey", "authorization"} & seen[0][2]
+
+
+def test_a_silent_port_costs_one_probe_timeout():
+    """A host that accepts and never answers: no answer, after one PROBE_TIMEOUT (not one per scheme)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.monotonic()
+        assert http.web_answer("127.0.0.1", silent.getsockname()[1]) is None
+        elapsed = time.monotonic() - started
+    assert http.PROBE_TIMEOUT - 0.1 <= elapsed < http.PROBE_TIMEOUT + 1.5, elapsed
+
+
+def test_a_closed_port_is_no_web_port():
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    assert http.web_answer("127.0.0.1", port) is None
+
+
+def test_a_postgresql_port_is_no_web_port(reference):
+    """PgBouncer speaks PostgreSQL's protocol on TCP: it hangs up on a GET, which is no answer."""
+    from selftests.pgbouncer import pgbouncer
+    cluster, _ = reference
+    with pgbouncer(cluster.server.datadir) as port:
+        assert http.web_answer("127.0.0.1", port) is None
