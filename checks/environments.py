@@ -42,6 +42,13 @@ _LISTS = {"accepted"}  # [[<env>.accepted]]: findings the team accepted, by key
 # Timeouts PostgreSQL keeps in milliseconds, where 0 means "no timeout at all"; at most INT_MAX ms.
 _SERVER_TIMEOUTS = {"statement_timeout", "lock_timeout", "idle_in_transaction_timeout"}
 _MAX_SERVER_TIMEOUT = 2_147_483.647
+# Timeouts the client keeps (PostgreSQL's connect_timeout, one HTTP request), in seconds. A host
+# that accepts connections and never answers holds the run for the whole timeout, so none may
+# be so large that the run looks hung: two minutes is more than any reachable server needs,
+# and short enough that a stuck run still ends with its report. Target caps a URL's own
+# connect_timeout with the same limit.
+MAX_CLIENT_TIMEOUT = 120
+_CLIENT_TIMEOUTS = {"connect_timeout", "http_timeout"}
 # [<env>.rehearsal]: a simulated drill on an embedded production (checks/drill.py's Plan).
 REHEARSAL = {
     "mode": ((str,), "pitr or dump"),
@@ -181,6 +188,10 @@ def _environment(name: str, table, path: Path, text: str) -> Environment:
                 fail(key, problem)
             if key == "management_api_url" and not re.match(r"https?://[^/\s]+", value):
                 fail(key, f"{key} must be {expected}, not {value!r}")
+            if key == "management_api_url":
+                problem = _management_path(value)
+                if problem:
+                    fail(key, problem)
             values[key] = value
         else:
             known = ", ".join(sorted([*_SCALARS, *_TABLES, *_LISTS]))
@@ -231,7 +242,24 @@ def _out_of_range(key: str, value) -> str | None:
                 f"use at least 0.001 (seconds)")
     if key in _SERVER_TIMEOUTS and value > _MAX_SERVER_TIMEOUT:
         return f"{key} = {value!r} is more than PostgreSQL allows ({int(_MAX_SERVER_TIMEOUT)} s, about 24 days)"
+    if key in _CLIENT_TIMEOUTS and value > MAX_CLIENT_TIMEOUT:
+        return (f"{key} = {value!r} is more than {MAX_CLIENT_TIMEOUT} s, the longest the suite waits for one "
+                f"answer (a host that never answers would hold the run that long); use at most {MAX_CLIENT_TIMEOUT}")
     return None
+
+
+def _management_path(url: str) -> str | None:
+    """Why a management_api_url cannot be the API's base: the suite adds /v1/projects/<ref>/...
+    itself, so a base ending in /v1 (as the API's reference writes it) would ask for /v1/v1/...
+    and be answered 404, which reads as a wrong project ref. Refused, not corrected: the file
+    then says what the suite really calls. A proxy's own path (/supabase, /api/v1/supabase)
+    is kept: only a trailing /v1 or /v1/projects[/...] is the API's."""
+    base = url.split("?")[0].split("#")[0]
+    match = re.search(r"/v1(/projects(/.*)?)?/*$", base)
+    if not match or match.start() < len(re.match(r"https?://[^/]*", base)[0]):
+        return None
+    return (f"management_api_url = {url!r} ends in {match[0].rstrip('/')}, the start of the API's paths, which the "
+            f"suite adds itself (it calls <base>/v1/projects/<ref>/...); use {base[:match.start()]!r}")
 
 
 def _line_of(text: str, table: str, key: str | None) -> int:
