@@ -7,20 +7,31 @@ the timeouts on both doors). Writes happen only in sandbox(), which always rolls
 """
 
 import json
+import math
+import os
+import re
 from contextlib import contextmanager
+from functools import cached_property
 from typing import Any, Iterator
+from urllib.parse import unquote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from checks import guards
-from checks.environments import Environment
+from checks import guards, http
+from checks.environments import MAX_CLIENT_TIMEOUT, Environment
 from checks.errors import SetupError, redact
 
 APPLICATION_NAME = "ordak-verify"
 POOLER_PORT = "6543"  # Supavisor in transaction mode: no session state, no prepared statements
+# Characters a URL's password must carry percent-encoded. libpq ends the userinfo at the first
+# '@' (or '/'), so an unescaped '@' or '/' moves the host and database into the password and
+# the password into the host; '%' starts an escape; '#' and '?' pass libpq but break every
+# other tool that reads the same URL (the Supabase CLI, Python's urllib).
+URL_ENCODED = {"@": "%40", "#": "%23", "/": "%2F", "?": "%3F", "%": "%25"}
+_ENCODE_HOW = ", ".join(f"{c} -> {e}" for c, e in URL_ENCODED.items())
 
 
 class Target:
@@ -35,6 +46,7 @@ class Target:
             raise SetupError(self._unparsable()) from None
         if not str(self._params.get("port", "5432")).replace(",", "").isdigit():
             raise SetupError(self._unparsable())
+        self._connect_timeout = self._bounded_connect_timeout()
         self._shared: psycopg.Connection | None = None
         self._spare: psycopg.Connection | None = None  # rolled_back()'s, between two probes
         self._pooled: bool | None = None  # decided on the first connection
@@ -51,21 +63,81 @@ class Target:
     # -- what the report may show ------------------------------------------------
     @property
     def host(self) -> str:
-        return str(self._params.get("host") or "localhost")
+        return str(self._shown.get("host") or "localhost")
 
     @property
     def dbname(self) -> str:
-        return str(self._params.get("dbname") or self._params.get("user") or "postgres")
+        return str(self._shown.get("dbname") or self.user or "postgres")
+
+    @property
+    def user(self) -> str | None:
+        user = self._params.get("user")
+        if self._misread and self._userinfo is not None:
+            user = unquote(self._userinfo.split(":", 1)[0]) or None
+        return user
 
     @property
     def location(self) -> str:
-        port = self._params.get("port")
+        port = self._shown.get("port")
         return f"{self.host}{':' + str(port) if port else ''}/{self.dbname}"
+
+    @cached_property
+    def _userinfo(self) -> str | None:
+        """The URL's user:password as written: everything between :// and the LAST '@' (where
+        the person meant the host to start), None for a key=value conninfo or no '@'."""
+        match = re.match(r"postgres(?:ql)?://(.*)@", self._url, re.I | re.S)
+        return match[1] if match else None
+
+    @cached_property
+    def _misread(self) -> bool:
+        """libpq split the URL elsewhere than the person meant: an unescaped '@' or '/' in the
+        password put part of it into the host or the database (which hold no '@' otherwise)."""
+        return self._userinfo is not None and any("@" in str(self._params.get(k) or "") for k in ("host", "dbname"))
+
+    @cached_property
+    def _shown(self) -> dict:
+        """Host, port and database as they may be shown: libpq's reading, unless it misread the
+        URL, whose host part would then be a piece of the password: then what follows the
+        URL's last '@', which is what the person meant."""
+        if not self._misread:
+            return self._params
+        try:
+            return conninfo_to_dict("postgresql://" + self._url[self._url.rindex("@") + 1:])
+        except psycopg.ProgrammingError:
+            return {}
+
+    def _password_may_need_encoding(self) -> bool:
+        """Decided from the URL as written: its userinfo holds a character a URL must encode."""
+        return self._userinfo is not None and any(c in self._userinfo for c in URL_ENCODED)
 
     @property
     def connect_timeout(self) -> int:
-        """Seconds to wait for the server: the URL's own connect_timeout, else the env's."""
-        return max(1, round(float(self._params.get("connect_timeout") or self.env.connect_timeout)))
+        """Seconds to wait for the server: the URL's own connect_timeout, else the env's; at
+        least 2 (libpq's minimum), at most MAX_CLIENT_TIMEOUT (checked when the Target is made)."""
+        return self._connect_timeout
+
+    def _bounded_connect_timeout(self) -> int:
+        """The URL's connect_timeout, refused when it would let a silent host hold the run for
+        ever (0 or less is libpq's "wait indefinitely"; psycopg takes 1e12 at its word);
+        environments.toml's is bounded when the file is read."""
+        given = self._params.get("connect_timeout")
+        if given is None:
+            return max(2, round(self.env.connect_timeout))
+        variable = self.env.secrets.get("db_url", "the database URL")
+        try:
+            seconds = float(given)
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds):
+            raise SetupError(f"[{self.env.name}] connect_timeout in {variable} is not a number of seconds: "
+                             f"give one between 2 and {MAX_CLIENT_TIMEOUT}, or remove it")
+        if seconds < 1 or seconds > MAX_CLIENT_TIMEOUT:
+            why = ("0 or less means wait for ever" if seconds < 1 else
+                   f"more than {MAX_CLIENT_TIMEOUT} s, the longest the suite waits for a server")
+            raise SetupError(f"[{self.env.name}] connect_timeout={seconds:g} in {variable}: {why}; give between 2 "
+                             f"and {MAX_CLIENT_TIMEOUT} seconds, or remove it (environments.toml's connect_timeout "
+                             f"applies then)")
+        return max(2, round(seconds))
 
     @property
     def through_pooler(self) -> bool:
@@ -106,8 +178,9 @@ class Target:
         return conn
 
     def _open(self, wanted: dict[str, str]) -> guards.GuardedConnection:
-        extras = {"application_name": APPLICATION_NAME, "connect_timeout": self.connect_timeout}
+        extras = {"application_name": APPLICATION_NAME}
         extras = {k: v for k, v in extras.items() if k not in self._params}  # the URL's own values win
+        extras["connect_timeout"] = self.connect_timeout  # the URL's own, bounded (see _bounded_connect_timeout)
         send_options = not (self.through_pooler or self._options_refused)
         if send_options:
             extras["options"] = guards.startup_options(self._params.get("options"), wanted)
@@ -197,11 +270,50 @@ class Target:
         with _as_role(conn, "service_role", {"role": "service_role"}):
             yield
 
+    # -- what a person must know about the server ----------------------------------
+    def server_facts(self) -> dict:
+        """Plain facts about the server, read once connected, for the terminal and the report:
+
+        - in_recovery (bool): pg_is_in_recovery(): a hot-standby replica, or a restore that was
+          never promoted; it is read-only and its data is the primary's as of its last replay;
+        - replay_paused (bool | None): on a server in recovery, whether replay is paused (a
+          recovery target reached with recovery_target_action = pause); None otherwise;
+        - last_replayed_at (ISO-8601 str | None): the commit time of the last transaction
+          replayed from WAL: on a replica, how far it has got; on a restored and promoted copy,
+          the last one its recovery applied; None when the server never replayed any;
+        - replay_lag_seconds (float | None): in recovery, the server's now() minus that time
+          (it also grows while the primary is idle); None otherwise;
+        - note (str | None): one line for a person when the server is not a plain primary.
+        """
+        row = self.query(
+            "select pg_is_in_recovery() as in_recovery, pg_last_xact_replay_timestamp() as replayed, "
+            "case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused, "
+            "extract(epoch from now() - pg_last_xact_replay_timestamp())::float8 as lag")[0]
+        recovering = bool(row["in_recovery"])
+        replayed = row["replayed"].isoformat() if row["replayed"] else None
+        lag = round(row["lag"], 1) if recovering and row["lag"] is not None else None
+        note = None
+        if recovering:
+            state = "replay paused" if row["paused"] else "replaying WAL"
+            since = f"; last replayed transaction {replayed} ({lag:g} s before the server's now)" if replayed else ""
+            note = (f"the server is in recovery ({state}): a hot-standby replica or a restore not yet promoted; "
+                    f"read-only, its data trails the primary{since}")
+        return {"in_recovery": recovering, "replay_paused": bool(row["paused"]) if recovering else None,
+                "last_replayed_at": replayed, "replay_lag_seconds": lag, "note": note}
+
     # -- errors --------------------------------------------------------------------
     def _unparsable(self) -> str:
         variable = self.env.secrets.get("db_url", "the database URL")
-        return (f"[{self.env.name}] {variable} is not a valid PostgreSQL URL; expected "
+        text = (f"[{self.env.name}] {variable} is not a valid PostgreSQL URL; expected "
                 f"postgresql://USER:PASSWORD@HOST:5432/postgres")
+        if self._password_may_need_encoding():
+            text += f"; {self._encoding_hint(variable)}"
+        return text
+
+    @staticmethod
+    def _encoding_hint(variable: str) -> str:
+        return (f"if the password in {variable} holds @ # / ? or %, write them percent-encoded "
+                f"({_ENCODE_HOW})")
 
     def _describe(self, exc: Exception) -> str:
         """One line for a failed connection: what happened and what to check."""
@@ -209,12 +321,27 @@ class Target:
         low = text.lower()
         variable = self.env.secrets.get("db_url", "the database URL")
         where = f"[{self.env.name}] cannot connect to {self.location}"
+        if self._misread:
+            # libpq's own message names the host or database it read, pieces of the password:
+            # never shown; the cause is the encoding.
+            return redact(f"{where}: {variable} was misread: its password holds a character a URL must "
+                          f"percent-encode, so part of it was read as the host or database; write it encoded "
+                          f"({_ENCODE_HOW})", self.secrets())
+        port = str(self._params.get("port") or "5432")
         if "password authentication failed" in low or "no password supplied" in low:
-            user = self._params.get("user", "?")
-            hint = f"wrong password for user '{user}': check the password in {variable}"
-        elif "timeout expired" in low or "timed out" in low:
-            hint = (f"no answer within {self.connect_timeout} s: is the host reachable "
-                    f"from here (VPN, firewall, IP allow-list)?")
+            hint = f"wrong password for user '{self.user or '?'}': check the password in {variable}"
+            if self._password_may_need_encoding():
+                # libpq decodes %XX in a password ("%41" reads "A"); '#' and '?' it takes as
+                # written, but a URL must encode them too. Only a hint: the person knows the password.
+                hint += f"; {self._encoding_hint(variable)}"
+        elif "server does not support ssl" in low:
+            mode = self._params.get("sslmode")
+            asked = f"sslmode={mode} in {variable}" if mode else f"PGSSLMODE={os.environ.get('PGSSLMODE', '?')}"
+            hint = (f"the server does not offer SSL, but the connection requires it ({asked}): check the host and "
+                    f"port (Supabase's database ports 5432 and 6543 offer SSL); for a server of your own without "
+                    f"SSL, use sslmode=prefer")
+        elif any(sign in low for sign in _NOT_POSTGRES):
+            hint = self._not_postgres(low, port, variable)
         elif "could not translate host name" in low or "name or service not known" in low:
             hint = f"unknown host '{self.host}': check the host in {variable}"
         elif "connection refused" in low:
@@ -222,16 +349,46 @@ class Target:
         elif "does not exist" in low and "database" in low:
             hint = f"database '{self.dbname}' does not exist there: check the database name in {variable}"
         elif "role" in low and "does not exist" in low:
-            hint = f"user '{self._params.get('user', '?')}' does not exist there: check {variable}"
+            hint = f"user '{self.user or '?'}' does not exist there: check {variable}"
         elif "no such file or directory" in low:
             hint = f"no server on that socket: check {variable}"
         else:
-            hint = text.splitlines()[-1] if text else type(exc).__name__
+            hint = text.splitlines()[-1].strip() if text else type(exc).__name__
         return redact(f"{where}: {hint}", self.secrets())
 
+    def _not_postgres(self, low: str, port: str, variable: str) -> str:
+        """A timeout, a connection closed during the handshake, or an answer that is not
+        PostgreSQL's. libpq cannot tell a web port from a silent host (neither speaks first, and
+        an HTTP server may wait for a request line for ever), so the port is asked afterwards,
+        once, with a plain GET / (checks.http.web_answer: read-only, no key, bounded by its own
+        short timeout)."""
+        web = None
+        if port.isdigit() and re.fullmatch(r"[\w.\-]+|\[?[0-9a-fA-F:]+\]?", self.host):  # one TCP host, not a socket
+            web = http.web_answer(self.host.strip("[]"), int(port))
+        if web:
+            return (f"port {port} speaks {web}, not PostgreSQL: a web server (the project's API, a dashboard "
+                    f"or a proxy), not the database; in {variable} use the database's host and port, 5432 (direct) "
+                    f"or 6543 (pooler), as Project Settings > Database shows them")
+        if "timeout expired" in low or "timed out" in low:
+            return (f"no answer within {self.connect_timeout} s: is the host reachable "
+                    f"from here (VPN, firewall, IP allow-list)?")
+        if "closed the connection unexpectedly" in low:
+            return (f"the server closed the connection during PostgreSQL's handshake: check that port {port} in "
+                    f"{variable} is the database's (5432 direct, 6543 pooler), or see the server's log")
+        return (f"port {port} answers, but not as PostgreSQL does: check the host and port in {variable} "
+                f"(the database's: 5432 direct, 6543 pooler)")
+
     def secrets(self) -> tuple[str, ...]:
-        """Values that must never be shown: the environment's secrets and this URL's password."""
-        return (*self.env.secret_values(), self._url, str(self._params.get("password") or ""))
+        """Values that must never be shown: the environment's secrets, this URL, its password as
+        libpq read it and as it is written (they differ when an unescaped character moved the split)."""
+        written = self._userinfo.split(":", 1)[1] if self._userinfo and ":" in self._userinfo else ""
+        return (*self.env.secret_values(), self._url, str(self._params.get("password") or ""), written,
+                unquote(written))
+
+
+# What libpq says when the port answered, or hung up, or never answered, unlike PostgreSQL.
+_NOT_POSTGRES = ("timeout expired", "timed out", "closed the connection unexpectedly",
+                 "invalid response to ssl negotiation", "expected authentication request from server")
 
 
 @contextmanager

@@ -1,9 +1,13 @@
 """Bad input gets one clear line: what is wrong and how to fix it, a non-zero exit, no
 traceback, no secret, and the report is still written."""
 
+import os
 import re
+import shutil
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -76,6 +80,7 @@ def runs_ahead() -> dict:
             "--env=restore", "--compare-to=production", env={**restore, "ORDAK_PRODUCTION_DB_URL": "{url}"}),
         "test_persist_smoke_on_a_read_only_env": suite_run(
             "--env=production", "--persist-smoke", env={"ORDAK_PRODUCTION_DB_URL": "{url}"}),
+        **connection_targets_ahead(),
     }
 
 
@@ -177,6 +182,10 @@ MALFORMED = [
     ("[staging]\nlock_timeout = 3000000\n[staging.secrets]\ndb_url = 'X'\n",
      ":2: [staging] lock_timeout = 3000000 is more than PostgreSQL allows"),
     ("[local]\nembedded = true\nscale = 0\n", ":3: [local] scale must be at least 1"),
+    ("[staging]\nconnect_timeout = 1e12\n[staging.secrets]\ndb_url = 'X'\n",
+     ":2: [staging] connect_timeout = 1000000000000.0 is more than 120 s, the longest the suite waits"),
+    ("[staging]\nhttp_timeout = 86400\n[staging.secrets]\ndb_url = 'X'\n",
+     ":2: [staging] http_timeout = 86400 is more than 120 s"),
 ]
 
 
@@ -309,3 +318,201 @@ def test_a_check_stopped_by_the_lock_timeout_fails_in_one_line(tmp_path, ordak_c
     assert run.outcome("test_store_not_empty[bannos]").message.startswith(
         "a query waited for a lock longer than lock_timeout (0.5 s) on environment 'restore'")
     assert "Traceback" not in run.output and "LockNotAvailable" not in run.output, run.output
+
+
+# -- connection targets that are not what they seem (issue 19, point 6), waits that end (point 7)
+class _WebPort(BaseHTTPRequestHandler):
+    """A web port as Python's http.server is one: it waits for a whole request line, which libpq
+    never sends, so libpq only times out. Every request it reads is recorded."""
+    seen: list
+
+    def _answer(self):
+        self.seen.append((self.command, self.path, "apikey" in self.headers or "authorization" in self.headers))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
+
+    def log_message(self, *args):
+        pass
+
+
+def _eager_web_port(listener: socket.socket, seen: list) -> None:
+    """A web server that answers whatever arrives at once with HTTP's 400 (as many proxies do):
+    libpq then reads a stray 'H' where PostgreSQL's answer should be."""
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            first = conn.recv(4096).split(b"\r\n")[0]
+            if first[:1].isalpha():  # an HTTP request line (libpq's packets start with a length)
+                seen.append(tuple(first.decode().split(" ")[:2]))
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+def web_port(kind: str, sslmode: str):
+    """A job for RunsAhead: a run whose URL names a port that speaks HTTP, not PostgreSQL."""
+    def job(clone) -> dict:
+        seen: list = []
+        if kind == "http.server":
+            server = ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_WebPort,), {"seen": seen}))
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+            port, stop = server.server_address[1], lambda: (server.shutdown(), server.server_close())
+        else:
+            listener = socket.socket()
+            listener.bind(("127.0.0.1", 0))
+            listener.listen(8)
+            threading.Thread(target=_eager_web_port, args=(listener, seen), daemon=True).start()
+            port, stop = listener.getsockname()[1], listener.close
+        try:
+            url = f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/postgres?connect_timeout=2{sslmode}"
+            run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=clone.workdir / "run")
+        finally:
+            stop()
+        return {"run": run, "port": port, "seen": seen}
+    return job
+
+
+WEB_PORTS = [("http.server", ""), ("http.server", "&sslmode=disable"), ("answers-at-once", "&sslmode=require")]
+# What the person meant: a password holding '@', '#' and '/'. libpq ends the userinfo at the
+# first '@', so it reads SECRET's first half as the password, "localhost" as the host, and the
+# rest (the other half included) as the database; the person's host is 127.0.0.1, port 1.
+HALVES = (SECRET[:10], SECRET[10:])
+UNESCAPED = {
+    "misread": (f"postgresql://postgres:{HALVES[0]}@localhost/{HALVES[1]}#1@127.0.0.1:1/postgres",
+                ("cannot connect to 127.0.0.1:1/postgres: ORDAK_RESTORE_DB_URL was misread: its password holds a "
+                 "character a URL must percent-encode", "@ -> %40, # -> %23, / -> %2F")),
+    "unparsable": (f"postgresql://postgres:{HALVES[0]}/{HALVES[1]}@127.0.0.1:1/postgres",
+                   ("ORDAK_RESTORE_DB_URL is not a valid PostgreSQL URL", "if the password in ORDAK_RESTORE_DB_URL "
+                    "holds @ # / ? or %, write them percent-encoded (@ -> %40, # -> %23, / -> %2F")),
+}
+URL_CONNECT_TIMEOUTS = {"1000000000000": "connect_timeout=1e+12 in ORDAK_RESTORE_DB_URL: more than 120 s",
+                        "0": "connect_timeout=0 in ORDAK_RESTORE_DB_URL: 0 or less means wait for ever"}
+
+
+def silent_host_with(connect_timeout: str):
+    """A job for RunsAhead: unreachable_host's silent listener, with the URL's own connect_timeout."""
+    def job(clone) -> dict:
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(8)
+            url = (f"postgresql://postgres:{SECRET}@127.0.0.1:{silent.getsockname()[1]}/postgres"
+                   f"?connect_timeout={connect_timeout}")
+            started = time.monotonic()
+            run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=clone.workdir / "run")
+            return {"run": run, "elapsed": time.monotonic() - started}
+    return job
+
+
+def connection_targets_ahead() -> dict:
+    return {
+        **{f"test_a_port_that_speaks_http[{kind}-{sslmode}]": web_port(kind, sslmode) for kind, sslmode in WEB_PORTS},
+        **{f"test_a_password_with_unescaped_characters[{case}]": suite_run(
+            "--env=restore", env={"ORDAK_RESTORE_DB_URL": url}) for case, (url, _) in UNESCAPED.items()},
+        **{f"test_the_urls_connect_timeout_is_bounded[{value}]": silent_host_with(value)
+           for value in URL_CONNECT_TIMEOUTS},
+    }
+
+
+@pytest.mark.parametrize("kind, sslmode", WEB_PORTS)
+def test_a_port_that_speaks_http(ahead_run, kind, sslmode):
+    """libpq times out against http.server (whatever sslmode) and reads a stray 'H' from a
+    server that answers at once; either way one GET / afterwards names the port for what it is."""
+    run, port = ahead_run["run"], ahead_run["port"]
+    status = 404 if kind == "http.server" else 400
+    line = assert_one_line_error(run, f"cannot connect to 127.0.0.1:{port}/postgres: port {port} speaks HTTP "
+                                      f"(GET / answered {status}), not PostgreSQL",
+                                 "use the database's host and port, 5432 (direct) or 6543 (pooler)")
+    assert "no answer within" not in line and "VPN" not in line
+    probes = [seen[:2] for seen in ahead_run["seen"]]
+    assert probes == [("GET", "/")], f"one read-only GET / and nothing else: {ahead_run['seen']}"
+    assert not any(seen[2:] and seen[2] for seen in ahead_run["seen"]), "the probe carries no key"
+
+
+@pytest.mark.parametrize("case", UNESCAPED)
+def test_a_password_with_unescaped_characters(ahead_run, case):
+    """Decided from the URL as written; neither half of the password is shown, though libpq
+    read one as the password and the other as part of the database name."""
+    run, _ = ahead_run
+    assert_one_line_error(run, *UNESCAPED[case][1])
+    for half in HALVES:
+        assert half not in run.output and half not in run.report.read_text(), half
+
+
+def test_a_wrong_password_that_may_need_encoding(tmp_path, reference):
+    """libpq takes '#' as written (and decodes %XX): the password reaches the server, is wrong,
+    and the line adds how to encode, in case that is why."""
+    cluster, _ = reference
+    with psycopg.connect(cluster.server.admin_url(), autocommit=True) as conn:
+        conn.execute("drop role if exists ordak_password_encoded")
+        conn.execute("create role ordak_password_encoded login password 'the-right-one'")
+    url = f"postgresql://ordak_password_encoded:{SECRET}#1@/postgres?host={cluster.server.datadir}"
+    run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=tmp_path)
+    assert_one_line_error(run, "wrong password for user 'ordak_password_encoded': check the password in "
+                               "ORDAK_RESTORE_DB_URL; if the password in ORDAK_RESTORE_DB_URL holds @ # / ? or %, "
+                               "write them percent-encoded (@ -> %40, # -> %23")
+
+
+def test_a_server_that_refuses_ssl(tmp_path, reference):
+    """PgBouncer without TLS answers the SSL request with 'N': sslmode=require cannot be met."""
+    cluster, _ = reference
+    with pgbouncer(cluster.server.datadir) as port:
+        url = f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/postgres?sslmode=require"
+        run = run_suite("--env=restore", env={"ORDAK_RESTORE_DB_URL": url}, workdir=tmp_path)
+    assert_one_line_error(run, f"cannot connect to 127.0.0.1:{port}/postgres: the server does not offer SSL, but "
+                               "the connection requires it (sslmode=require in ORDAK_RESTORE_DB_URL)",
+                          "for a server of your own without SSL, use sslmode=prefer")
+
+
+@pytest.mark.parametrize("value", URL_CONNECT_TIMEOUTS)
+def test_the_urls_connect_timeout_is_bounded(ahead_run, value):
+    """A silent host and a connect_timeout that would wait for ever (1e12 s, or libpq's 0):
+    refused before connecting, in one line, with the report written."""
+    run, elapsed = ahead_run["run"], ahead_run["elapsed"]
+    assert_one_line_error(run, URL_CONNECT_TIMEOUTS[value], "give between 2 and 120 seconds, or remove it")
+    assert elapsed < 60, f"took {elapsed:.1f} s"
+
+
+def test_a_replica_in_recovery_is_named(tmp_path):
+    """A real hot standby, streaming from a primary of its own: Target.server_facts() says it
+    is in recovery, how far it has replayed, and a line for a person; the primary says nothing."""
+    from checks import pitr
+    from checks.embedded import SUPERUSER, EmbeddedServer, data_root
+    home = data_root() / f"replica-{os.getpid()}"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    pitr.own(home)
+    primary = EmbeddedServer(home / "primary")
+    standby = EmbeddedServer(home / "standby", settings={
+        "hot_standby": "on", "primary_conninfo": f"'host={primary.datadir} user={SUPERUSER}'"})
+    try:
+        primary.start()
+        with psycopg.connect(primary.admin_url(), autocommit=True) as conn:
+            conn.execute("create role ordak_reader login")  # no superuser: what a weekly check connects as
+        pitr.base_backup(primary, home / "backup")
+        pitr.copy_data_dir(standby, home / "backup", standby.datadir)
+        (standby.datadir / "standby.signal").touch()
+        standby.start()
+        with psycopg.connect(primary.admin_url(), autocommit=True) as conn:
+            conn.execute("create table replicated (id int)")
+        replica = Target(Environment("restore", read_only=True), standby.url("postgres", "ordak_reader"))
+        deadline = time.monotonic() + 30
+        while not (facts := replica.server_facts())["last_replayed_at"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        replica.close()
+        source = Target(Environment("restore", read_only=True), primary.url("postgres", "ordak_reader"))
+        primary_facts = source.server_facts()
+        source.close()
+    finally:
+        standby.destroy()
+        primary.destroy()
+        shutil.rmtree(home, ignore_errors=True)
+    assert facts["in_recovery"] is True and facts["replay_paused"] is False, facts
+    assert facts["last_replayed_at"] and facts["replay_lag_seconds"] >= 0, facts
+    assert facts["note"].startswith("the server is in recovery (replaying WAL): a hot-standby replica or a "
+                                    "restore not yet promoted; read-only, its data trails the primary"), facts
+    assert primary_facts == {"in_recovery": False, "replay_paused": None, "last_replayed_at": None,
+                             "replay_lag_seconds": None, "note": None}
