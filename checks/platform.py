@@ -18,7 +18,7 @@ from checks.contract import contract, orders_table, read_rpcs
 from checks.core import Check, Verdict
 from checks.environments import Environment
 from checks.errors import redact
-from checks.http import Answer, Client, Hints, HttpError
+from checks.http import Answer, Client, Hints, HttpError, RefusedRequest, endpoint
 from checks.migrations import migration_files
 from checks.target import Target
 
@@ -31,7 +31,9 @@ PARTS = {
 }
 # Values never shown. The project URL and ref are names, not credentials: messages keep them.
 CREDENTIALS = ("db_url", "anon_key", "service_role_key", "access_token")
-_STORAGE_PATH = re.compile(r"/storage/v1/object/(?:(?:public|sign|authenticated)/)?([^/]+)/(.+)")
+# A Storage object's URL, or an image transformation of one (/render/image/...): either way the
+# object is signed and read through /storage/v1/object/sign/, never rendered (see photos_readable).
+_STORAGE_PATH = re.compile(r"/storage/v1/(?:object|render/image)/(?:(?:public|sign|authenticated)/)?([^/]+)/(.+)")
 
 PITR_ENABLED = Check("pitr_enabled", "point-in-time recovery is on and has restore points (Management API)",
                      "enable PITR in the project's Database > Backups settings, then wait for its first restore point")
@@ -61,6 +63,11 @@ PHOTOS_READABLE = Check("photos_readable", "the newest QC photos answer 200 with
                         "signed first with the service role key)",
                         "restore the missing files (a restore to a new project copies no Storage objects) "
                         "or fix the URLs in order_photos")
+NOT_FETCHED = "not fetched because"  # how a photo the suite would not fetch is reported
+# The fix for photos the suite would not fetch: nothing is missing, a setting or a URL is wrong.
+NOT_FETCHED_FIX = ("for photos not fetched: keep each one in order_photos.url as a Storage path or object URL "
+                   "(/storage/v1/object/...), or as a URL of another host; if {variable} does not name the "
+                   "project (the photo host instead), set it to https://<project-ref>.supabase.co")
 
 
 class Blocked(Exception):
@@ -226,7 +233,7 @@ class Platform:
         """(bucket, path) when url is an object of this project's Storage: its URL, or a bare
         path that storage.objects knows (or that starts with a bucket's name)."""
         if "://" in url:
-            if not self.project_url or not url.startswith(self.project_url + "/storage/v1/object/"):
+            if not self.project_url or not url.startswith(self.project_url + "/storage/v1/"):
                 return None
             match = _STORAGE_PATH.fullmatch(urlsplit(url).path[len(urlsplit(self.project_url).path):])
             return (unquote(match[1]), unquote(match[2])) if match else None
@@ -487,13 +494,18 @@ def photos_readable(platform: Platform, target: Target, sample_size: int) -> Ver
     rows = target.query("select id::text as id, order_id, url from public.order_photos "
                         "where coalesce(url, '') <> '' order by created_at desc nulls last, id limit %s",
                         (int(sample_size),))
-    violations = []
+    violations, not_fetched = [], 0
     platform.require_project_url()
     for row in rows:
         problem = _photo_problem(platform, target, row["url"].strip())
         if problem:
+            not_fetched += problem.startswith(NOT_FETCHED)
             violations.append({"object": f"photo {row['id']} (order {row['order_id']})", "problem": problem})
-    return PHOTOS_READABLE.verdict("newest", violations, photos_sampled=len(rows),
+    # A photo the suite would not fetch is not a missing file: its fix is a URL or a setting.
+    fixes = ([NOT_FETCHED_FIX.format(variable=platform._variable("supabase_url"))] if not_fetched else []) + \
+        ([f"for the others: {PHOTOS_READABLE.remediation}" if not_fetched else PHOTOS_READABLE.remediation]
+         if len(violations) > not_fetched else [])
+    return PHOTOS_READABLE.verdict("newest", violations, fix="; ".join(fixes) or None, photos_sampled=len(rows),
                                    photos_readable=len(rows) - len(violations))
 
 
@@ -508,8 +520,18 @@ def _photo_problem(platform: Platform, target: Target, url: str) -> str | None:
         url = f"{platform.project_url}/storage/v1{signed.body['signedURL']}"
     elif not re.match(r"https?://", url, re.I):
         return f"{url!r} is neither an http(s) URL nor a Storage object of this project"
+    elif _under_project(url, platform.project_url):
+        # The guard would refuse it anyway (the project gets only its documented reads): said
+        # here, before anything is sent, with the rule and the setting instead of a refusal.
+        return (f"{NOT_FETCHED} {_without_query(url)} is on the project's own origin ({platform._variable('supabase_url')}) "
+                f"but is not a Storage object (/storage/v1/object/... or /storage/v1/render/image/...): the suite "
+                f"sends the project only its documented reads (read RPCs, a one-row select, Storage signing), "
+                f"never another of its endpoints")
     try:
         answer = platform.client.peek(url)
+    except RefusedRequest as exc:
+        # e.g. a photo host redirecting into the project's API: nothing was sent there.
+        return f"{NOT_FETCHED} the suite's read-only HTTP guard refused it ({exc})"
     except HttpError as exc:
         return str(exc)
     kind = answer.content_type.split(";")[0].strip().lower()
@@ -518,6 +540,31 @@ def _photo_problem(platform: Platform, target: Target, url: str) -> str | None:
     if not kind.startswith("image/"):
         return f"{answer.endpoint} answered 200 with {kind or 'no content type'}, not an image"
     return None
+
+
+def _under_project(url: str, base: str | None) -> bool:
+    """url is on the project's origin, under its path: where the guard allows only the
+    project's documented reads (checks.http.ReadOnlyGuard, the same test)."""
+    if not base:
+        return False
+    try:
+        one, other = urlsplit(url), urlsplit(base)
+        origin = [(u.scheme.lower(), u.hostname, u.port or _PORTS.get(u.scheme.lower())) for u in (one, other)]
+    except ValueError:
+        return False
+    prefix = other.path.rstrip("/")
+    return origin[0] == origin[1] and (one.path == prefix or one.path.startswith(prefix + "/"))
+
+
+_PORTS = {"http": 80, "https": 443}
+
+
+def _without_query(url: str) -> str:
+    """The URL without its query (a signed URL's token lives there) and without userinfo."""
+    try:
+        return endpoint("GET", url).removeprefix("GET ")
+    except Exception:  # httpx.InvalidURL (httpx is checks.http's alone): the same, by hand
+        return re.sub(r"//[^/@]*@", "//", re.split(r"[?#]", url)[0])
 
 
 def _storage_reason(body) -> str:

@@ -63,13 +63,14 @@ def photo_setup(standin: StandIn, storage: bool = False) -> list[str]:
 
 def platform_run(*sql: str, storage: bool = False, overrides=(), args=(), **options):
     """A job for RunsAhead: a stand-in of its own with overrides (server, method, path, reply),
-    its clone's photos served by it, sql applied (formatted with the stand-in's {photos} URL),
+    its clone's photos served by it, sql applied (formatted with the stand-in's {photos} and {project} URLs),
     then run_platform(*args, **options). Returns the run and the stand-in (closed, its log kept)."""
     def job(clone):
         with StandIn(MIGRATIONS_DIR) as standin:
             for override in overrides:
                 standin.override(*override)
-            for statement in [*photo_setup(standin, storage), *(q.format(photos=standin.url("photos")) for q in sql)]:
+            for statement in [*photo_setup(standin, storage),
+                              *(q.format(photos=standin.url("photos"), project=standin.url("project")) for q in sql)]:
                 clone.execute(statement, as_admin=True)
             return run_platform(clone, standin, *args, **options), standin
     return job
@@ -107,14 +108,18 @@ def runs_ahead() -> dict:
         **{f"test_bad_rest_answer[{name}]": platform_run(
             overrides=[("project", method, r"/rest/v1/.*", reply) for method in ("GET", "POST") if reply],
             http_timeout=SHORT if name == "timeout" else 2, **variables)
-           for name, (variables, reply, _) in REST_BAD_ANSWERS.items()}}
+           for name, (variables, reply, _) in REST_BAD_ANSWERS.items()},
+        **{f"test_a_photo_on_the_projects_origin_is_not_fetched[{name}]": platform_run(*sql)
+           for name, sql in NOT_FETCHED.items()},
+        "test_a_storage_render_url_is_read_as_its_object": platform_run(RENDER_URL, storage=True),
+        "test_a_management_api_url_ending_in_v1_is_refused": platform_run(management_path="/v1")}
 
 
-def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2) -> str:
+def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2, management_path: str = "") -> str:
     path.write_text(f"""
 [staging]
 description = "staging, served by the Supabase stand-in"
-management_api_url = "{standin.url('management')}"
+management_api_url = "{standin.url('management')}{management_path}"
 http_timeout = {http_timeout}
 [staging.secrets]
 db_url = "ORDAK_STAGING_DB_URL"
@@ -127,11 +132,13 @@ access_token = "SUPABASE_ACCESS_TOKEN"
     return str(path)
 
 
-def run_platform(clone, standin, *args, extra_toml: str = "", http_timeout: float = 2, **variables):
+def run_platform(clone, standin, *args, extra_toml: str = "", http_timeout: float = 2, management_path: str = "",
+                 **variables):
     """Runs tests/test_platform.py against clone and the stand-in; variables override the
-    healthy secrets (e.g. SUPABASE_ACCESS_TOKEN="wrong")."""
+    healthy secrets (e.g. SUPABASE_ACCESS_TOKEN="wrong"); management_path is appended to the
+    stand-in's management_api_url."""
     envs = environments_file(clone.workdir.parent / f"{clone.name}-envs{clone.runs}.toml", standin, extra_toml,
-                             http_timeout)
+                             http_timeout, management_path)
     secrets = {"ORDAK_STAGING_SUPABASE_URL": standin.url("project"), "ORDAK_STAGING_ANON_KEY": ANON_KEY,
                "ORDAK_STAGING_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY, "ORDAK_STAGING_PROJECT_REF": REF,
                "SUPABASE_ACCESS_TOKEN": ACCESS_TOKEN, **variables}
@@ -429,3 +436,76 @@ def test_an_expired_acceptance_fails_again(ahead_run):
     run, _ = ahead_run
     assert_outcomes(run, {"test_security_advisor[rls_disabled_in_public_public_notes]": (
         "public.notes: ERROR RLS Disabled in Public", "expired on 2020-01-31 (public.notes is the public changelog)")})
+
+
+# -- platform settings say what is wrong with them (issue 19, point 12) ---------------------------
+def _newest(n: int, url: str) -> str:
+    """SQL giving the n-th newest photo this URL."""
+    return (f"update public.order_photos set url = '{url}' where id = "
+            f"(select id from public.order_photos order by created_at desc nulls last, id offset {n - 1} limit 1)")
+
+
+# Photo URLs on the project's own origin that are not Storage objects: the guard would refuse
+# them (the project gets only its documented reads), so they are reported as not fetched,
+# with the rule and the setting, never as missing files; beside a missing file, each keeps its fix.
+NOT_FETCHED = {
+    "only": [_newest(1, "{project}/rest/v1/orders_bannos?select=*"), _newest(2, "{project}/functions/v1/photo?id=7")],
+    "beside_a_missing_file": [_newest(1, "{project}/rest/v1/orders_bannos?select=*"),
+                              _newest(2, "{photos}/cdn/qc-missing.jpg")],
+}
+
+
+@pytest.mark.parametrize("name", NOT_FETCHED)
+def test_a_photo_on_the_projects_origin_is_not_fetched(ahead_run, name):
+    run, standin = ahead_run
+    project = standin.url("project")
+    fragments = [f"not fetched because {project}/rest/v1/orders_bannos is on the project's own origin "
+                 f"(ORDAK_STAGING_SUPABASE_URL) but is not a Storage object",
+                 "the suite sends the project only its documented reads",
+                 "fix: for photos not fetched: keep each one in order_photos.url as a Storage path or object URL",
+                 "if ORDAK_STAGING_SUPABASE_URL does not name the project (the photo host instead), set it to "
+                 "https://<project-ref>.supabase.co"]
+    if name == "only":
+        fragments.append(f"not fetched because {project}/functions/v1/photo is on the project's own origin")
+    else:
+        fragments += ["/cdn/qc-missing.jpg answered 404",
+                      "; for the others: restore the missing files (a restore to a new project copies no Storage"]
+    assert_outcomes(run, {"test_photos_readable": tuple(fragments)})
+    message = run.outcome("test_photos_readable").message
+    assert name != "only" or "restore the missing files" not in message, message
+    assert "refused before sending" not in message, "said before anything is tried, not as a refusal"
+    sent = [r for r in standin.requests if r.path.startswith(("/rest/v1/orders_bannos?select=*", "/functions/"))]
+    assert sent == [], f"never sent: {sent}"
+
+
+# A Storage image transformation (its public render URL), as a team that shows thumbnails keeps.
+RENDER_URL = ("update public.order_photos set url = replace(url, '/storage/v1/object/public/', "
+              "'/storage/v1/render/image/public/') || '?width=200&height=200' "
+              "where url like '%/storage/v1/object/public/%'")
+
+
+def test_a_storage_render_url_is_read_as_its_object(ahead_run):
+    """Not rendered (each transformation is billed, and a project may have them switched off),
+    not refused either: the object it renders is signed and read like any other."""
+    run, standin = ahead_run
+    assert_outcomes(run, {})
+    assert run.outcome("test_photos_readable").status == "passed", run.output
+    assert not [r for r in standin.requests if "/render/" in r.path], "a transformation is never requested"
+    signed = [r for r in standin.requests if r.server == "project" and "/storage/v1/object/sign/" in r.path]
+    assert [r.method for r in signed].count("POST") == 6, "the render URL's object is signed with the other five"
+    assert [r.method for r in signed].count("GET") == 6
+
+
+def test_a_management_api_url_ending_in_v1_is_refused(ahead_run):
+    """The API's reference writes its base with /v1; the suite adds /v1/projects/<ref>/ itself,
+    so that base would ask for /v1/v1/... and read 404 as a wrong project ref."""
+    run, standin = ahead_run
+    management = standin.url("management")
+    errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and run.exit_code == 4, run.output
+    assert (f"-envs0.toml:4: [staging] management_api_url = '{management}/v1' ends in /v1, the start of the "
+            f"API's paths, which the suite adds itself (it calls <base>/v1/projects/<ref>/...); "
+            f"use '{management}'") in errors[0], errors[0]
+    assert "check ORDAK_STAGING_PROJECT_REF" not in run.output
+    assert run.report.exists()
+    assert standin.requests == [], "nothing is asked of an API the file names wrongly"
