@@ -43,7 +43,7 @@ def missing_table(target: Target, *names: str) -> str | None:
                         " has_schema_privilege(c.relnamespace, 'USAGE') and has_table_privilege(c.oid, 'SELECT') "
                         "   as readable "
                         "from unnest(%s::text[]) with ordinality as t(name, n) "
-                        "left join pg_class c on c.relname = t.name and c.relkind in ('r', 'p') "
+                        "left join pg_class c on c.relname = t.name and c.relkind in ('r', 'p', 'v', 'm', 'f') "
                         " and c.relnamespace = (select oid from pg_namespace where nspname = 'public') order by n",
                         (list(names),))
     for row in rows:

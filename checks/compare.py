@@ -67,15 +67,15 @@ class Difference:
     missing: Span = field(default_factory=Span)
     extra: Span = field(default_factory=Span)
     days: list[dict] = field(default_factory=list)  # {day, missing: [ids], missing_count, extra: [...], ...}
-    newest_here: datetime | None = None  # this side's newest order up to the time compared
+    newest_here: datetime | None = None  # this side's newest order, whenever created
 
 
 def daily_digests(target: Target, store: str, until: datetime) -> dict:
     rows = target.query(sql.SQL(
         "select (created_at at time zone 'UTC')::date as day, count(*) as orders, "
-        " sum(hashtextextended(id, 0)::numeric) as checksum, max(created_at) as newest "
+        " sum(hashtextextended(id, 0)::numeric) as checksum "
         "from {} where created_at <= %s group by 1").format(sql.Identifier("public", orders_table(store))), (until,))
-    return {r["day"]: (r["orders"], r["checksum"], r["newest"]) for r in rows}
+    return {r["day"]: (r["orders"], r["checksum"]) for r in rows}
 
 
 def day_ids(target: Target, store: str, day, until: datetime) -> dict[str, datetime]:
@@ -96,10 +96,12 @@ def day_ids(target: Target, store: str, day, until: datetime) -> dict[str, datet
 def difference(target: Target, other: Target, store: str, until: datetime) -> Difference:
     """Orders created up to `until` that `other` has and `target` lacks, and the reverse."""
     ours, theirs = daily_digests(target, store, until), daily_digests(other, store, until)
-    found = Difference(days_compared=len(set(ours) | set(theirs)),
-                       newest_here=max((d[2] for d in ours.values()), default=None))
+    # Its newest order whenever created: a copy holding orders from after the time compared, yet
+    # lacking older ones, holds the damage (a restore past the incident).
+    newest = target.scalar(sql.SQL("select max(created_at) from {}").format(sql.Identifier("public", orders_table(store))))
+    found = Difference(days_compared=len(set(ours) | set(theirs)), newest_here=newest)
     for day in sorted(set(ours) | set(theirs)):
-        if ours.get(day, (None, None))[:2] == theirs.get(day, (None, None))[:2]:
+        if ours.get(day) == theirs.get(day):
             continue
         mine, others = day_ids(target, store, day, until), day_ids(other, store, day, until)
         missing, extra = sorted(set(others) - set(mine)), sorted(set(mine) - set(others))

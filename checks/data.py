@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from psycopg import sql
 
 from checks import catalog
-from checks.contract import orders_table, stage_columns, stages
+from checks.contract import contract, orders_table, stage_columns, stages
 from checks.core import Check
 from checks.target import Target
 
@@ -30,9 +30,15 @@ STORE_NOT_EMPTY = Check("store_not_empty", "the store has orders",
 LAST_ORDER_FRESH = Check("last_order_fresh", "the newest order is recent enough: within the RPO objective of "
                          "the restore point, or within the environment's limit of now",
                          "restore from a later point (PITR), then replay the missing Shopify webhooks")
+ORDERS_NOT_DROPPED = Check("orders_not_dropped", "the store holds no fewer orders than in the last run of the "
+                           "same environment (Ordak does not delete orders; max_orders_dropped is the tolerance)",
+                           "find where the orders went before anything else (a delete, a restore to an older "
+                           "point, the wrong database): compare with that run's report; restore nothing over "
+                           "production on this finding alone")
 NOTHING_AFTER = Check("nothing_after_reference_time", "no order was created after the reference time "
                       "(a restore past its target, or clocks gone wrong)",
-                      "check the restore target time; rows from after it are not what was asked for")
+                      "if --restore-point is right, the copy went past it: restore again to that point (earlier "
+                      "than this copy); if it is not, give --restore-point the time the copy was restored to")
 STAGE_TIMESTAMPS = Check("stage_timestamps", "stage timestamps agree with the stage: an order in production, or "
                          "Complete through complete_packing, has every earlier stage complete; no completion "
                          "before its start; none after the reference time",
@@ -42,19 +48,33 @@ ASSIGNEES_EXIST = Check("assignees_exist", "every assignee of an order exists in
 STAGE_EVENTS = Check("stage_events_present", "every stage an order in production (or Complete through "
                      "complete_packing) has completed has its 'complete' event",
                      "the audit trail lost rows: restore stage_events from the same point as the orders")
+# Said of a Packing 'complete' event missing: the one shape an Admin's hand can leave too.
+PACKED_BY_HAND = (" (lost, or an Admin closed it from Packing with mark_order_complete, which logs none: if so, "
+                  "accept this finding by its key)")
 SHOPIFY_DUPLICATES = Check("shopify_duplicates", "rows sharing a Shopify order id or GID are distinct siblings "
                            "of one split order (<store>-<number>-A, -B, ...)",
                            "remove the duplicate rows (keep the older one); a re-delivered webhook must upsert on id")
 
 # SYSTEM.md: the stage trail is required of orders still in production and of Complete orders
-# that went through complete_packing (their Packing 'complete' event says so). Point-of-sale
-# orders (born Complete), cancelled orders and Admin-completed ones reach Complete without it.
+# that went through complete_packing. Point-of-sale orders (born Complete), cancelled orders and
+# Admin-completed ones reach Complete without it.
+# Whether a Complete order went through the stages is decided from evidence its missing trail
+# cannot erase (a rule must never exempt an order by the very loss it checks for): its source
+# and cancelled_at, and that it reached Packing, shown by any of decorating_complete_ts,
+# packing_start_ts (set on entering Packing) or a Decorating 'complete' event. Its Packing
+# 'complete' event is what is checked, so it is no evidence: a packed order that lost exactly
+# that event is named. (An Admin who closes an order already in Packing leaves the same shape:
+# SYSTEM.md describes Admin-completed orders as skipping the trail, so such an order is named
+# too, and a team that knows it was closed by hand accepts that one finding by its key.)
 # One pass over the store's stage events: for each order, one flag per stage it has a
 # 'complete' event for (done_filling, ...). Flags, not an array of stages: an array per order
 # costs a memory context per group, and at 1M orders the aggregate spills sooner (20% slower).
 _COMPLETED = ("(select order_id, " + ", ".join(f"bool_or(stage = '{s}') as done_{s.lower()}" for s in stages()[:-1])
               + " from public.stage_events where store = %(store)s and event_type = 'complete' group by order_id)")
-_TRAIL_REQUIRED = "(o.stage <> 'Complete' or coalesce(c.done_packing, false))"
+_TRAIL_REQUIRED = ("(o.stage <> 'Complete' or (o.cancelled_at is null and not ("
+                   + contract()["queue"]["point_of_sale"].replace("order_json", "o.order_json") + ") and ("
+                   "o.decorating_complete_ts is not null or o.packing_start_ts is not null "
+                   "or coalesce(c.done_decorating, false))))")
 
 
 def _table(store: str) -> sql.Composable:
@@ -90,12 +110,41 @@ def last_order_fresh(target: Target, store: str, clock: Clock, thresholds: dict)
     else:
         limit, facts = thresholds["max_hours_since_last_order"], {"last_order_at": newest.isoformat(),
                                                                    "hours_since_last_order": age}
-    violations = []
+    violations, fix = [], None
     if age > limit:
         violations.append({"object": f"public.{orders_table(store)}",
                            "problem": f"newest order ({newest:%Y-%m-%d %H:%M %Z}) is {age} h before the "
                                       f"{clock.label} ({clock.at:%Y-%m-%d %H:%M %Z}); the limit is {limit} h"})
-    return LAST_ORDER_FRESH.verdict(store, violations, **facts)
+    elif age * 60 < -thresholds["clock_skew_minutes"]:
+        # An impossible value, never "within objective": data newer than the time it was restored to.
+        where = (f"the restore point {clock.at:%Y-%m-%d %H:%M %Z} is {-age:,} h before the newest order "
+                 f"({newest:%Y-%m-%d %H:%M %Z}): a typo in --restore-point?") if clock.restore_point else \
+            (f"the newest order ({newest:%Y-%m-%d %H:%M %Z}) is {-age:,} h after the database's clock "
+             f"({clock.at:%Y-%m-%d %H:%M %Z}): created_at or the clock is wrong")
+        violations.append({"object": f"public.{orders_table(store)}", "problem": where})
+        fix = ("give --restore-point the time the copy was restored to (it cannot be before the data it holds); "
+               "if it is right, the copy holds data from after it: restore again to that point") \
+            if clock.restore_point else "check the server's clock and the writers' created_at"
+    return LAST_ORDER_FRESH.verdict(store, violations, fix=fix, **facts)
+
+
+def orders_not_dropped(target: Target, store: str, previous: dict | None, env_name: str, tolerance: int):
+    """Ordak does not delete orders in normal operation: a store holding fewer orders than the
+    last run of the same environment lost some since, whatever else this run measured."""
+    blocker = catalog.missing_table(target, orders_table(store))
+    if blocker:
+        return ORDERS_NOT_DROPPED.blocked(store, blocker)
+    now = target.scalar(sql.SQL("select count(*) from {}").format(_table(store)))
+    before = ((previous or {}).get("orders") or {}).get(store)
+    if before is None:
+        return ORDERS_NOT_DROPPED.verdict(store, [], notes=[{
+            "object": f"public.{orders_table(store)}", "problem": f"{now:,} orders; nothing to compare with",
+            "note": f"no earlier run of {env_name} in the history holds this store's count"}], orders=now)
+    violations = [] if now >= before - tolerance else [{
+        "object": f"public.{orders_table(store)}",
+        "problem": f"{now:,} orders now, {before:,} in the last run of {env_name} ({previous['at']}, report "
+                   f"{previous['report']}): {before - now:,} fewer"}]
+    return ORDERS_NOT_DROPPED.verdict(store, violations, orders=now, orders_last_run=before)
 
 
 def nothing_after(target: Target, store: str, clock: Clock, thresholds: dict):
@@ -179,7 +228,8 @@ def stage_events_present(target: Target, store: str):
         lacks=sql.SQL(", ").join(lacks), table=_table(store), completed=sql.SQL(_COMPLETED),
         trail=sql.SQL(_TRAIL_REQUIRED)), {"store": store, "shown": SHOWN})
     return STAGE_EVENTS.verdict(store, _capped([
-        {"object": r["id"], "problem": f"completed {stage} but stage_events has no 'complete' event for it"}
+        {"object": r["id"], "problem": f"completed {stage} but stage_events has no 'complete' event for it"
+                                       + (PACKED_BY_HAND if stage == "Packing" else "")}
         for r in rows for stage in r["missing"]], rows, store),
         **({"orders_missing_events": rows[0]["total"]} if rows else {}))
 

@@ -34,9 +34,10 @@ _OBJECT = re.compile(r"(?:for (?:table|function|schema|sequence|view|relation|co
 
 
 def cause(error: BaseException) -> dict | None:
-    """{sqlstate, message, object, fix, line} for an exception that is no verdict; None for
-    pytest's own outcomes (a failed assertion keeps pytest's report)."""
-    if isinstance(error, AssertionError) or type(error).__module__.startswith(("_pytest", "pytest")):
+    """{sqlstate, message, object, fix, line} for an error a check raised; None for a failed
+    assertion (pytest's own report says more). pytest's outcomes (skip, fail) are no Exception
+    and never come here."""
+    if isinstance(error, AssertionError) or not isinstance(error, Exception):
         return None
     if isinstance(error, psycopg.Error):
         diag, text = error.diag, str(error).strip()

@@ -116,8 +116,9 @@ def pytest_configure(config):
         # Nothing to distribute: stop before xdist (configured after us) starts workers.
         config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
     if not (config.option.help or config.option.collectonly):
-        config.pluginmanager.register(ReportWriter(config, _report_paths(config, run, started), started),
-                                      "ordak-report")
+        paths = _report_paths(config, run, started)
+        run.previous = summary.previous_counts(paths.history, run.env and run.env.name)
+        config.pluginmanager.register(ReportWriter(config, paths, started), "ordak-report")
 
 
 def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
@@ -220,9 +221,12 @@ def pytest_terminal_summary(terminalreporter, config):
 
 
 def pytest_runtest_setup(item):
-    env = item.config.stash[RUN].env
+    run = item.config.stash[RUN]
+    env = run.env
     if item.get_closest_marker("writes") and env is not None and env.read_only:
-        pytest.skip(f"writes to the database: skipped because environment '{env.name}' is read-only")
+        why = "the server is in recovery (a replica): it cannot be written" if run.facts.get("in_recovery") \
+            else f"environment '{env.name}' is read-only"
+        pytest.skip(f"writes to the database: skipped because {why}")
 
 
 def pytest_unconfigure(config):
@@ -257,6 +261,12 @@ def compare_target(pytestconfig) -> Target:
     if other is None:
         pytest.skip("no --compare-to environment given (e.g. --compare-to=production during a drill)")
     return other
+
+
+@pytest.fixture(scope="session")
+def previous_run(pytestconfig) -> dict | None:
+    """The last run of this environment in the history that counted orders, or None."""
+    return pytestconfig.stash[RUN].previous
 
 
 @pytest.fixture(scope="session")
@@ -436,7 +446,7 @@ class RunSummary:
                 write(f"{nodeid.split('::', 1)[-1]}: {_format_facts(facts)}")
         notes = [(r, n) for r in self.records for n in r["notes"]]
         if notes:
-            terminalreporter.section("notes: the reference's choices, never failing")
+            terminalreporter.section("notes: shown, never failing")
             for record, note in notes:
                 write(f"{record['check']}[{record['subject']}] {note['object']}: {note['problem']} ({note['note']})")
         accepted = [a for r in self.records for a in r["accepted"]]

@@ -80,13 +80,16 @@ def _worked(data: dict) -> list[str]:
 
 
 def _did_not(data: dict) -> list[str]:
+    if data["verdict"] == "interrupted" and data["error"]:
+        return [f"- The verification run was {_text(data['error'])}"]
     if data["error"]:
         return [f"- The verification run could not start: {_text(data['error'])}"]
     lines = []
     for check in (c for group in areas(data["checks"]) for c in group["failing"]):
         failed = [v for v in check["verdicts"] if v["status"] == "failed"]
-        if not failed:
-            first = (check["message"] or "failed").strip().splitlines()[0]
+        if not failed:  # it raised: its cause, never the traceback's first line
+            first = check["cause"]["line"] if check.get("cause") else \
+                (check["message"] or "failed").strip().splitlines()[0]
             lines.append(f"- **{check['id']}** ({AREAS.get(check['area'], check['area'])}): {_text(first)}")
         for verdict in failed:
             count = len(verdict["violations"])
@@ -100,7 +103,7 @@ def _did_not(data: dict) -> list[str]:
             lines.append(f"- {store['store']}: newest order {hours(store['hours_before_reference'])} before the "
                          f"reference time, beyond the objective of {hours(store['objective_hours'])}")
     drill = data["timeline"]
-    if drill and not drill["rto"]["met"]:
+    if drill and drill["rto"]["met"] is False:
         lines.append(f"- RTO missed: {hours(drill['rto']['hours'])} (objective ≤ {hours(drill['rto']['objective_hours'])})")
     return lines or ["- Every check passed."]
 
@@ -109,10 +112,11 @@ def _measured(data: dict) -> list[str]:
     facts, drill = data["facts"], data["timeline"]
     lines = ["| measure | measured | objective |", "|---|---|---|"]
     if drill:
-        lines.append(f"| RTO (incident to verdict) | {hours(drill['rto']['hours'])} | "
+        lines.append(f"| RTO (incident to verdict) | {hours(drill['rto']['hours'])} ({_met(drill['rto']['met'])}) | "
                      f"≤ {hours(drill['rto']['objective_hours'])} |")
-        lines += [f"| data loss, {d['store']} | {hours(d['hours'])} | ≤ {hours(d['objective_hours'])} |"
-                  for d in drill["data_loss"]]
+        lines += [f"| data loss, {d['store']} | {hours(d['hours'])}"
+                  + (f", {d['orders_missing']:,} orders missing" if d["orders_missing"] is not None else "")
+                  + f" ({_met(d['met'])}) | ≤ {hours(d['objective_hours'])} |" for d in drill["data_loss"]]
     else:
         lines.append(f"| RTO | {BLANK} (no drill timeline in this run) | ≤ {hours(data['objectives']['rto_hours'])} |")
     for store in (s for s in facts["stores"] if s["last_order_at"]):
@@ -123,12 +127,17 @@ def _measured(data: dict) -> list[str]:
     return lines
 
 
+def _met(met) -> str:
+    return "met" if met else "**not met**" if met is False else "not judged"
+
+
 def _follow_ups(data: dict) -> list[str]:
     rows = []
     if data["error"]:
         rows.append(f"| Make the verification run start: {_cell(data['error'])} | {BLANK} | {BLANK} |")
     for check in (c for group in areas(data["checks"]) for c in group["failing"]):
-        fixes = {v["remediation"] for v in check["verdicts"] if v["status"] == "failed"} or {"investigate the failure"}
+        fixes = {v["remediation"] for v in check["verdicts"] if v["status"] == "failed"} or \
+            {check["cause"]["fix"] if check.get("cause") else "investigate the failure"}
         rows += [f"| {_cell(check['id'])}: {_cell(fix)} | {BLANK} | {BLANK} |" for fix in sorted(fixes)]
     rows.append(f"| {BLANK} | {BLANK} | {BLANK} |")
     return rows

@@ -48,7 +48,9 @@ def areas(checks: list[dict]) -> list[dict]:
             group["noted"].append(check)
         else:
             group["passed"].append(check)
-    return sorted(groups.values(), key=lambda g: (not g["failing"], _area_order(g["area"])))
+    # An area holding a failure to act on before cut-over (checks.summary: urgent) comes first.
+    return sorted(groups.values(), key=lambda g: (not any(c.get("urgent") for c in g["failing"]), not g["failing"],
+                                                  _area_order(g["area"])))
 
 
 # -- formatting (template filters) ------------------------------------------------------------
@@ -91,7 +93,7 @@ def objectives_line(data: dict) -> str | None:
     """One line a person reads at a glance after a drill or a restore with a timeline:
     'RTO 23 s of 4 h: met; data loss bannos 2.3 s (0 orders missing) of 24 h: met; ...'."""
     drill_part = data.get("timeline")
-    if not drill_part:
+    if not drill_part or not drill_part["incident_at"]:
         return None
     def verdict(met) -> str:
         return "met" if met else "NOT MET" if met is False else "not judged"

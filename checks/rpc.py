@@ -222,7 +222,12 @@ def missing(target: Target, name: str, store: str) -> str | None:
         return blocker
     if not catalog.functions(target, ["public"], [name]):
         return f"public.{name} is missing: see test_rpc[{name}]"
-    # The probes create staff users, then act as them, as anon and as the service role.
+    return cannot_probe(target)
+
+
+def cannot_probe(target: Target) -> str | None:
+    """Why this role cannot run the write probes: they create staff users, then act as them, as
+    anon and as the service role (test_connected_role_privileges names what is missing)."""
     return privileges.blocker(target, *WRITTEN, *(f"SET ROLE {r}" for r in ACTS_AS))
 
 

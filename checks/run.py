@@ -12,6 +12,7 @@ from checks.data import Clock
 from checks.environments import Environment, load_dotenv_file, load_environments, read_only
 from checks.errors import SetupError
 from checks.guards import stopped_by_guard
+from checks.migrations import require_migrations
 from checks.platform import Platform
 from checks.schema import require_ordak
 from checks.target import Target
@@ -74,7 +75,6 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     SetupError (or a psycopg.Error met while starting) for one line and a non-zero exit."""
     load_dotenv_file(root / ".env")
     if given.migrations_dir:  # a folder the Supabase CLI would find migrations in, or one line
-        from checks.migrations import require_migrations
         require_migrations(given.migrations_dir)
     environments = load_environments(given.environments)
     if given.env not in environments:
@@ -101,6 +101,9 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     run.target = Target(env, url)
     run.doing = f"connecting to {run.target.location}"
     run.facts = server_facts(run.target)
+    if run.facts["in_recovery"] and not env.read_only:  # a replica cannot be written: the write tests skip
+        run.env = env = read_only(env)
+        run.target.env = env
     # A real drill's timeline: the person's times, then the suite's first connection (just made).
     run.timeline = restore_run.timeline_of(given.incident_at, given.restore_started_at)
     require_ordak(run.target)
@@ -118,11 +121,12 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
 def server_facts(target: Target) -> dict:
     """What a person must know of the server before reading any verdict: its version, the role
     the suite connected as, the door it took, and whether it is a replica still in recovery
-    (a hot standby answers every read, and would pass for a restored copy)."""
-    row = target.query("select current_setting('server_version') as version, current_user as role, "
-                       "pg_is_in_recovery() as in_recovery")[0]
+    (a hot standby answers every read, and would pass for a promoted copy)."""
+    row = target.query("select current_setting('server_version') as version, current_user as role")[0]
+    recovery = target.server_facts()
     return {"server_version": row["version"], "user": row["role"], "door": target.door,
-            "in_recovery": row["in_recovery"]}
+            "in_recovery": recovery["in_recovery"], "recovery_note": recovery["note"]}
+
 
 def one_line(exc: Exception, env: Environment | None) -> str:
     """A setup error as a person must read it; a database error met while starting, too."""
@@ -147,6 +151,10 @@ def handoff(run: Run, environments: Path) -> dict[str, str]:
         given["ordak_management"] = json.dumps(run.management)
     if run.drill_record is not None:
         given["ordak_drill"] = json.dumps(run.drill_record)
+    if run.previous is not None:
+        given["ordak_previous"] = json.dumps(run.previous)
+    if run.facts.get("in_recovery"):
+        given["ordak_in_recovery"] = "1"  # a replica: read-only in every worker too
     return given
 
 
@@ -155,6 +163,8 @@ def receive(given: dict) -> Run:
     run = Run()
     environments = load_environments(Path(given["ordak_environments"]))
     run.env = environments[given["ordak_env"]]
+    if given.get("ordak_in_recovery"):
+        run.env, run.facts = read_only(run.env), {"in_recovery": True}
     run.target = Target(run.env, given["ordak_url"])
     run.clock = Clock(datetime.fromisoformat(given["ordak_clock"]), given["ordak_restore_point"])
     if "ordak_compare_env" in given:
@@ -164,6 +174,7 @@ def receive(given: dict) -> Run:
         run.management = json.loads(given["ordak_management"])
     run.timeline = restore_run.timeline_from_json(given["ordak_timeline"])
     run.drill_record = json.loads(given["ordak_drill"]) if "ordak_drill" in given else None
+    run.previous = json.loads(given["ordak_previous"]) if "ordak_previous" in given else None
     if "ordak_cluster" in given:
         from checks.reference import ReferenceCluster, Template
         run.cluster = ReferenceCluster.attach(given["ordak_cluster"])

@@ -34,7 +34,7 @@ RUNBOOK_RTO_HOURS = 4  # backup-recovery.md: "RTO (time to recover): <= 4h"; thr
 HISTORY_SHOWN = 30
 # Areas a person reads the report by, in this order; a test module maps to one (test_<x>.py -> x
 # when not listed).
-AREAS = {"schema": "Schema", "migrations": "Migrations", "security": "Security", "data": "Store data",
+AREAS = {"access": "Access", "schema": "Schema", "migrations": "Migrations", "security": "Security", "data": "Store data",
          "queue": "Work queue", "rpc": "RPCs", "smoke": "Smoke flow", "platform": "Platform", "drill": "Drill"}
 _MODULE_AREAS = {"store_data": "data", "scan": "rpc", "rpc_behaviour": "rpc", "stage_machine": "rpc",
                  "smoke_flow": "smoke"}
@@ -144,14 +144,14 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
     # The project ref names the project (it is in its host name too): shown, not a secret.
     shown = env.secret("project_ref") if env and env.has_secret("project_ref") else None
     data = build(env=env, target=run.target, compare=run.compare, clock=run.clock, error=run.error,
+                 interrupted=run.interrupted,
                  thresholds=contract_thresholds(env.thresholds if env else None), stores=contract()["stores"],
                  results=results, timeline=run.timeline, started=started, finished=datetime.now(timezone.utc),
                  exit_status=exit_status, command=command, root=root,
                  server={"server version": run.facts.get("server_version"), "connected as": run.facts.get("user"),
                          "connection": run.facts.get("door")})
-    if run.facts.get("in_recovery"):
-        data["environment"]["replica"] = (f"{data['environment']['host']} is a replica in recovery (a hot standby): "
-                                          f"it answers reads but is not a promoted copy, nor the primary")
+    if run.facts.get("in_recovery"):  # named on the first screen and in the terminal
+        data["environment"]["replica"] = f"{data['environment']['host']}: {run.facts['recovery_note']}"
     if run.drill_record:
         from checks.restore_run import describe
         data["environment"]["drill"] = describe(run.drill_record)
@@ -159,6 +159,7 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
 
 
 def build(*, env, target, compare, clock, error: str | None, thresholds: dict, stores: list[str],
+          interrupted: str | None = None,
           results: list[dict], timeline: list[dict], started: datetime, finished: datetime, exit_status: int,
           command: list[str], root: Path, server: dict) -> dict:
     """The run as plain, JSON-ready data (not yet redacted: see redacted())."""
@@ -166,10 +167,10 @@ def build(*, env, target, compare, clock, error: str | None, thresholds: dict, s
     # What must be acted on before cut-over (an HTTP cron job on a restored copy, lost orders) leads.
     results = sorted(results, key=lambda r: not (r.get("urgent") and r["outcome"] in ("failed", "error")))
     failing = [r for r in results if r["outcome"] in ("failed", "error")]
-    if error:
-        verdict = "error"
-    elif exit_status == 2:
+    if interrupted or exit_status == 2:
         verdict = "interrupted"
+    elif error:
+        verdict = "error"
     elif failing or exit_status not in (0, 5) or not results:
         verdict = "failed"
     else:
@@ -181,7 +182,8 @@ def build(*, env, target, compare, clock, error: str | None, thresholds: dict, s
     facts = key_facts(results, stores, thresholds, clock)
     data = {
         "schema": SCHEMA, "verdict": verdict, "error": error,
-        "headline": headline(verdict, counts, failing, error),
+        "headline": headline(verdict, counts, failing, error, interrupted),
+        "interrupted": interrupted,
         "act_first": [r["id"] for r in failing if r.get("urgent")],
         "failed_areas": sorted({r["area"] for r in failing}, key=_area_order),
         "environment": {
@@ -198,20 +200,21 @@ def build(*, env, target, compare, clock, error: str | None, thresholds: dict, s
         "counts": counts, "checks": results, "facts": facts,
         "objectives": {"rto_hours": thresholds.get("rto_hours", RUNBOOK_RTO_HOURS),
                        "rpo_hours": thresholds.get("rpo_hours")},
-        "timeline": drill(timeline, finished, results, facts, thresholds),
+        "timeline": drill(timeline, finished, results, facts, thresholds, interrupted=verdict == "interrupted"),
         "versions": {"python": platform.python_version(), "platform": platform.platform(),
                      **{p: package_versions()[p] for p in PACKAGES}, **server},
     }
     return data
 
 
-def headline(verdict: str, counts: dict, failing: list[dict], error: str | None) -> str:
+def headline(verdict: str, counts: dict, failing: list[dict], error: str | None, interrupted: str | None = None) -> str:
     total = sum(counts.values())
     skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
     if verdict == "error":
         return f"Did not run: {error}"
     if verdict == "interrupted":
-        return f"Interrupted after {total} checks ({len(failing)} failed{skipped})"
+        where = f" while {interrupted}" if interrupted else ""
+        return f"Interrupted (Ctrl-C){where}: nothing to cut over on; {total} checks ran ({len(failing)} failed{skipped})"
     if not total:
         return "Failed: no check ran"
     if verdict == "passed":
@@ -222,7 +225,9 @@ def headline(verdict: str, counts: dict, failing: list[dict], error: str | None)
         by_area[r["area"]] = by_area.get(r["area"], 0) + 1
     areas = ", ".join(f"{_lower(AREAS.get(a, a))} {n}" for a, n in sorted(by_area.items(), key=lambda i: _area_order(i[0])))
     errors = f", {counts['error']} of them with an error" if counts["error"] else ""
-    return f"Failed: {len(failing)} of {total} checks failed ({areas}){errors}{skipped}"
+    urgent = [r["id"] for r in failing if r.get("urgent")]
+    first = f"; act first on {', '.join(urgent[:3])}{' ...' if len(urgent) > 3 else ''}" if urgent else ""
+    return f"Failed: {len(failing)} of {total} checks failed ({areas}){errors}{skipped}{first}"
 
 
 def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -> dict:
@@ -258,7 +263,8 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
             "migrations": migrations, "queue": queue, "other": other}
 
 
-def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: dict, thresholds: dict) -> dict | None:
+def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: dict, thresholds: dict,
+          interrupted: bool = False) -> dict | None:
     """The drill's timeline with RTO and data loss per store against the objectives; None when
     the run had no timeline. Each number and its "met" come from the check that judged it
     (rto_within_objective, data_loss_within_objective), so the first screen never contradicts
@@ -267,8 +273,14 @@ def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: 
         return None
     events = [{**e, "at": _aware(e["at"])} for e in timeline]
     if not any(e["event"] == "verdict" for e in events):
-        events.append({"event": "verdict", "at": finished, "note": "this report"})
-    incident = next((e for e in events if e["event"] == "incident"), events[0])
+        events.append({"event": "interrupted" if interrupted else "verdict", "at": finished, "note": "this report"})
+    incident = next((e for e in events if e["event"] == "incident"), None)
+    if incident is None:  # stopped before its incident: nothing to measure RTO or data loss from
+        rows = [{**{k: (_iso(v) if isinstance(v, datetime) else v) for k, v in e.items()},
+                 "since_incident_seconds": None, "phase_seconds": None} for e in events]
+        return {"events": rows, "incident_at": None, "data_loss": [],
+                "rto": {"hours": None, "objective_hours": thresholds.get("rto_hours", RUNBOOK_RTO_HOURS),
+                        "met": None, "note": "no incident in the timeline"}}
     previous = None
     rows = []
     for event in events:
@@ -330,6 +342,12 @@ def read_history(path: Path, env: str | None, limit: int = HISTORY_SHOWN) -> lis
         if isinstance(entry, dict) and entry.get("env") == env:
             runs.append(entry)
     return runs[-limit:]
+
+
+def previous_counts(path: Path, env: str | None) -> dict | None:
+    """The last run of this environment that counted orders: {at, report, orders: {store: n}}."""
+    counted = [e for e in read_history(path, env) if isinstance(e.get("orders"), dict) and e["orders"]]
+    return {k: counted[-1].get(k) for k in ("at", "report", "orders")} if counted else None
 
 
 def write(data: dict, paths: ReportPaths) -> None:

@@ -167,7 +167,9 @@ class Target:
                 if name in wanted)
         if self._pooled:
             conn.guard = guards.per_transaction(wanted)
-        conn.read_only = env.read_only
+        # Read-only environments ask for it; the others take the server's default rather than
+        # BEGIN READ WRITE, which a server in recovery (a replica) refuses outright.
+        conn.read_only = True if env.read_only else None
         failing = guards.missing(conn, wanted)
         if failing:
             conn.close()

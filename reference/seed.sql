@@ -46,7 +46,8 @@ from seed_staff, (select current_setting('ordak.seed_anchor')::timestamptz as an
 --                     then numbers past J), sharing the Shopify ids; total and accessories on -A
 --   point of sale     order_json.source_name = 'pos': born Complete, no timestamps, no events
 --   cancelled         Complete with cancelled_at, the trail stopping where it was cancelled
---   Admin-completed   Complete with packing_complete_ts, and no Packing 'complete' event
+--   Admin-completed   closed by an Admin before Packing: Complete with packing_complete_ts, the trail
+--                     stopping where it was closed, no event for what it skipped
 --   QC returns        back in Decorating, unassigned, Decorating open again
 -- Which orders take which shape is a function of the order number, so that the stage trail
 -- below can follow it.
@@ -90,7 +91,7 @@ begin
         cancelled_at
       from (
         select *,
-          case when pos then -1 when cancelled then num %% 3 when admin_completed then 3 else k end as trail,
+          case when pos then -1 when cancelled or admin_completed then num %% 3 else k end as trail,
           case when cancelled then created_at + age * 0.55 end as cancelled_at,
           case when r_prio < 0.2 then 'High' when r_prio < 0.8 then 'Medium' else 'Low' end::public.priority_level as prio,
           (created_at + (2 + floor(r_due * 5)) * interval '1 day')::date as due,

@@ -55,6 +55,16 @@ class SuiteRun:
         return {key.split("::", 1)[1] for key, o in self.outcomes.items() if o.status == status}
 
 
+# The tests that skip without --compare-to: they compare with another environment.
+NO_COMPARE = frozenset(f"{test}[{store}]" for store in ("bannos", "flourlane")
+                       for test in ("test_matches_compared_env", "test_store_count_vs_compared"))
+
+
+# The tests that skip where each run builds its data anew (--env=drill, the embedded local):
+# there is no earlier count to keep.
+NEW_EACH_RUN = frozenset(f"test_orders_not_dropped[{store}]" for store in ("bannos", "flourlane"))
+
+
 def without_http(run: SuiteRun) -> frozenset[str]:
     """The platform checks of a run: with no HTTP settings (or variables) in its environment,
     each of them skips (selftests/test_platform_faults.py runs them against a Supabase stand-in)."""

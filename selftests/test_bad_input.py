@@ -1,6 +1,7 @@
 """Bad input gets one clear line: what is wrong and how to fix it, a non-zero exit, no
 traceback, no secret, and the report is still written."""
 
+import json
 import os
 import re
 import shutil
@@ -478,7 +479,8 @@ def test_the_urls_connect_timeout_is_bounded(ahead_run, value):
 
 def test_a_replica_in_recovery_is_named(tmp_path):
     """A real hot standby, streaming from a primary of its own: Target.server_facts() says it
-    is in recovery, how far it has replayed, and a line for a person; the primary says nothing."""
+    is in recovery, how far it has replayed, and a line for a person; the primary says nothing.
+    A run against it names it in the terminal and on the report's first screen."""
     from checks import pitr
     from checks.embedded import SUPERUSER, EmbeddedServer, data_root
     home = data_root() / f"replica-{os.getpid()}"
@@ -498,11 +500,14 @@ def test_a_replica_in_recovery_is_named(tmp_path):
         standby.start()
         with psycopg.connect(primary.admin_url(), autocommit=True) as conn:
             conn.execute("create table replicated (id int)")
+            conn.execute("create table public.orders_bannos (id text)")  # enough of an Ordak to start a run
         replica = Target(Environment("restore", read_only=True), standby.url("postgres", "ordak_reader"))
         deadline = time.monotonic() + 30
         while not (facts := replica.server_facts())["last_replayed_at"] and time.monotonic() < deadline:
             time.sleep(0.05)
         replica.close()
+        run = run_suite("--env=restore", "tests/test_access.py", env={"ORDAK_RESTORE_DB_URL": standby.url(
+            "postgres", "ordak_reader")}, workdir=tmp_path / "run")
         source = Target(Environment("restore", read_only=True), primary.url("postgres", "ordak_reader"))
         primary_facts = source.server_facts()
         source.close()
@@ -516,3 +521,37 @@ def test_a_replica_in_recovery_is_named(tmp_path):
                                     "restore not yet promoted; read-only, its data trails the primary"), facts
     assert primary_facts == {"in_recovery": False, "replay_paused": None, "last_replayed_at": None,
                              "replay_lag_seconds": None, "note": None}
+    named = "the server is in recovery (replaying WAL): a hot-standby replica or a restore not yet promoted"
+    assert re.search(r"^WARNING: .*: " + re.escape(named), run.output, re.MULTILINE), run.output
+    summary = json.loads(run.report.with_suffix(".json").read_text())
+    assert named in summary["environment"]["replica"] and named in run.report.read_text()
+
+
+def test_ctrl_c_while_connecting_still_writes_the_report(tmp_path):
+    """Ctrl-C while the run waits for a silent host: exit status 2, one line saying what it was
+    doing, and the report written, saying interrupted and where."""
+    import signal
+    import subprocess
+    import sys
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/postgres?connect_timeout=100"
+        report = tmp_path / "report.html"
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ORDAK_"))}
+        process = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--env=restore",
+                                    f"--html={report}"], cwd=ROOT, env={**clean, "ORDAK_RESTORE_DB_URL": url},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        silent.settimeout(60)
+        waiting, _ = silent.accept()  # the run is connecting now, and will wait: stop it there
+        time.sleep(0.5)
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        waiting.close()
+    assert process.returncode == 2, output
+    assert f"ERROR: interrupted (Ctrl-C) while connecting to 127.0.0.1:{port}/postgres; nothing was verified" in output
+    assert "Traceback" not in output and SECRET not in output, output
+    summary = json.loads(report.with_suffix(".json").read_text())
+    assert summary["verdict"] == "interrupted" and summary["interrupted"] == f"connecting to 127.0.0.1:{port}/postgres"
+    assert "Interrupted (Ctrl-C) while connecting" in report.read_text() and SECRET not in report.read_text()

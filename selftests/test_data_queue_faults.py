@@ -5,16 +5,16 @@ data and queue tests run against it as a user would, and exactly the intended te
 fail, naming the orders, jobs or values at fault.
 """
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import pytest
 
-from selftests.harness import assert_outcomes, broken, rpc_definition
+from selftests.harness import NO_COMPARE, assert_outcomes, broken, rpc_definition
 
 PART = ("tests/test_store_data.py", "tests/test_queue.py")
 # Without --compare-to, the comparison has nothing to compare with: skipped, with that reason.
-NO_COMPARE = frozenset({"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"})
 OPEN_RPCS = frozenset(f"{test}[{store}]" for store in ("bannos", "flourlane") for test in (
     "test_get_queue_lists_the_queue", "test_unassigned_counts_match", "test_queue_stats_match"))
 
@@ -41,7 +41,9 @@ FAULTS = {
         skips=NO_COMPARE | {"test_last_order_fresh[flourlane]"}),
     "created_at_in_the_future": Fault(
         "update public.orders_bannos set created_at = now() + interval '2 days' where id = 'bannos-18100'",
-        {"test_no_orders_after_reference_time[bannos]": ("bannos-18100: created", "after the now")}),
+        # The newest order after the clock: its age is negative, an impossible value, not "fresh".
+        {"test_no_orders_after_reference_time[bannos]": ("bannos-18100: created", "after the now"),
+         "test_last_order_fresh[bannos]": ("48.0 h after the database's clock", "created_at or the clock is wrong")}),
     "shifted_past_the_rpo": Fault(
         "update public.orders_bannos set created_at = created_at - interval '3 days';"
         "update public.orders_flourlane set created_at = created_at - interval '3 days'",
@@ -84,6 +86,14 @@ FAULTS = {
         " and stage = 'Covering' and event_type = 'complete'",
         {"test_stage_events_present[bannos]": (
             "bannos-18001: completed Covering but stage_events has no 'complete' event for it",)}),
+    # Its exemption rests on evidence this loss cannot erase: the order reached Packing (its own
+    # decorating_complete_ts, packing_start_ts and Decorating event), so its last event is required.
+    "packed_order_lost_its_packing_event": Fault(
+        f"delete from public.stage_events where store = 'bannos' and order_id = {PACKED_BANNOS}"
+        " and stage = 'Packing' and event_type = 'complete'",
+        {"test_stage_events_present[bannos]": (
+            "bannos-18001: completed Packing but stage_events has no 'complete' event for it",
+            "or an Admin closed it from Packing with mark_order_complete")}),
     "order_in_production_lost_an_event": Fault(
         f"delete from public.stage_events where store = 'bannos' and order_id = {FIRST_PACKING_BANNOS}"
         " and stage = 'Filling' and event_type = 'complete'",
@@ -173,7 +183,7 @@ def test_reference_choice_is_a_note(ahead_run, name):
     shown = NOTED[name][1]
     run = ahead_run
     assert_outcomes(run, {}, NO_COMPARE)
-    notes = run.output.split("notes: the reference's choices, never failing", 1)
+    notes = run.output.split("notes: shown, never failing", 1)
     assert len(notes) == 2 and shown in notes[1], run.output
 
 
@@ -190,6 +200,31 @@ def test_healthy_reference_passes(ahead_run):
     run = ahead_run
     assert_outcomes(run, {}, NO_COMPARE)
     assert "hours_since_last_order=0.0" in run.output, "the freshness of each store is in the output"
+
+
+def test_a_restore_point_a_year_off_fails_the_rpo_saying_typo(ordak_clone):
+    """An impossible value is a failure: data newer than the time it was restored to."""
+    run = ordak_clone().run_suite("tests/test_store_data.py", "--restore-point=2020-01-01T00:00:00Z")
+    typo = ("the restore point 2020-01-01 00:00 UTC is", "h before the newest order", "a typo in --restore-point?",
+            "fix: give --restore-point the time the copy was restored to")
+    fails = {f"test_last_order_fresh[{store}]": typo for store in ("bannos", "flourlane")}
+    fails.update({f"{test}[{store}]": ("after the restore point",) for store in ("bannos", "flourlane")
+                  for test in ("test_no_orders_after_reference_time", "test_stage_timestamps_consistent")})
+    assert_outcomes(run, fails, NO_COMPARE)
+    stores = json.loads(run.report.with_suffix(".json").read_text())["facts"]["stores"]
+    assert [(s["within_objective"], s["hours_before_reference"] < -60_000) for s in stores] == [(False, True)] * 2
+
+
+def test_a_store_halved_since_the_last_run_fails_naming_both_counts_and_runs(ordak_clone, tmp_path):
+    clone = ordak_clone()
+    first = clone.run_suite("tests/test_store_data.py", f"--html={tmp_path / 'week1.html'}")
+    assert_outcomes(first, {}, NO_COMPARE)
+    assert "nothing to compare with (no earlier run of staging in the history holds this store's count)" in first.output
+    clone.execute("delete from public.orders_bannos where shopify_order_number % 2 = 0")
+    second = clone.run_suite("tests/test_store_data.py", f"--html={tmp_path / 'week2.html'}")
+    assert_outcomes(second, {"test_orders_not_dropped[bannos]": (
+        "orders now, 342 in the last run of staging", "report week1.html", "fewer")}, NO_COMPARE)
+    assert (tmp_path / "history.jsonl").read_text().count('"orders": {"bannos"') == 2
 
 
 def test_rpo_per_store_is_in_the_output(ordak_clone):
@@ -213,6 +248,28 @@ def test_comparison_names_the_five_missing_orders(ordak_clone, side):
     message = run.outcome("test_matches_compared_env[bannos]").message
     assert ("staging lacks" if side == "restored copy" else "that production lacks") in message
     assert ("orders_missing=5" if side == "restored copy" else "orders_extra=5") in run.output
+    if side == "restored copy":  # old orders gone, newer ones there: the copy holds the damage
+        assert "the copy holds the damage" in message and "fix: restore again from an earlier point" in message
+
+
+def test_comparison_of_a_restore_that_stopped_short_says_later(ordak_clone):
+    production = ordak_clone()
+    newest = "(select id from public.orders_bannos order by created_at desc limit 5)"
+    restored = ordak_clone(f"delete from public.orders_bannos where id in {newest}", copy_of=production)
+    run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+    assert_outcomes(run, {"test_matches_compared_env[bannos]": (
+        "staging lacks 5 order(s) that production has", "all after its newest order: the restore stopped short",
+        "fix: restore again from a later point, closer to the incident")}, frozenset())
+
+
+def test_a_copy_holding_far_fewer_orders_than_the_compared_env_fails_with_both_counts(ordak_clone):
+    production = ordak_clone()
+    restored = ordak_clone("delete from public.orders_bannos where shopify_order_number % 10 <> 0", copy_of=production)
+    run = restored.run_suite(*PART, "--compare-to=production", extra_env={"ORDAK_PRODUCTION_DB_URL": production.url})
+    assert_outcomes(run, {
+        "test_store_count_vs_compared[bannos]": ("staging holds ", "production holds 342", "below the 90% this check asks",
+                                                 "do not cut over"),
+        "test_matches_compared_env[bannos]": ("staging lacks",)}, frozenset())
 
 
 def test_comparison_finds_a_lost_day(ordak_clone):

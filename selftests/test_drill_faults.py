@@ -6,6 +6,7 @@ Drills here are small (300 orders per store, seconds of traffic). Some run as a 
 strike between two phases drive checks.drill.Drill phase by phase, in a fork of their own.
 """
 
+import json
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ from checks.environments import Environment
 from checks.errors import SetupError
 from checks.target import Target
 from selftests import inner_runs
-from selftests.harness import ROOT, SUITE_TIMEOUT, assert_outcomes, run_suite, without_http
+from selftests.harness import NEW_EACH_RUN, ROOT, SUITE_TIMEOUT, assert_outcomes, run_suite, without_http
 
 SCALE = 300
 ENVIRONMENTS = f"""
@@ -133,6 +134,8 @@ def runs_ahead() -> dict:
         "test_rehearsal_that_forgets_to_pause_http_cron_is_caught_naming_the_job": rehearsal(
             "tests/test_drill.py", "tests/test_schema.py", environments=ENVIRONMENTS + "pause_http_cron = false\n"),
         "test_restore_point_after_the_incident_names_the_lost_orders": rehearsal("--restore-point=+0.5s", *DRILL_TESTS),
+        "test_restore_past_the_incident_fails_data_loss_naming_the_missing_orders": rehearsal(
+            "--recovery-target=+1s", *DRILL_TESTS),
         **{f"test_restore_to_the_wrong_time_is_caught_by_the_canaries[{case}]": rehearsal(
             f"--restore-point={restore_point}", f"--recovery-target={recovery_target}", *DRILL_TESTS)
            for case, (restore_point, recovery_target, _) in WRONG_TIMES.items()},
@@ -146,7 +149,7 @@ def runs_ahead() -> dict:
         "test_a_restore_that_writes_to_its_sources_is_caught": in_a_fork(restore_writing_to_its_sources),
         "test_active_http_cron_job_on_the_restored_database_is_named": in_a_fork(
             http_cron_jobs_on_the_restored_database, pause_http_cron=False),
-        "test_ctrl_c_during_the_drill_leaves_nothing_behind": interrupted_drill,
+        "test_ctrl_c_during_the_drill_leaves_nothing_behind_and_writes_its_report": interrupted_drill,
     }
 
 
@@ -154,7 +157,7 @@ def runs_ahead() -> dict:
 def test_healthy_drill_passes_end_to_end_and_prints_rto_and_data_loss(ahead_run):
     run = ahead_run
     assert run.exit_code == 0, run.output
-    assert not run.failed() and run.with_status("skipped") == without_http(run), run.output
+    assert not run.failed() and run.with_status("skipped") == without_http(run) | NEW_EACH_RUN, run.output
     for phase in ("[1/6] production", "[2/6] base backup", "[3/6] workload", "[4/6] incident", "[5/6] restore",
                   "[6/6] suite"):
         assert f"drill {phase}" in run.output
@@ -237,9 +240,39 @@ def test_corrupted_base_backup_is_rejected_by_pg_verifybackup_naming_the_file(ah
 
 def test_restore_point_after_the_incident_names_the_lost_orders(ahead_run):
     run = ahead_run
-    # production as of that restore point lost them too: only the canaries can tell
-    assert_outcomes(run, {"test_canaries[bannos]": ("before the restore point", "and missing", "bannos-9000001")})
+    # production as of that restore point lost them too: only the canaries can tell, and the data
+    # loss, which holds that a copy with commits after the incident went past it (both stores
+    # took traffic after it), and says to restore from an earlier point
+    past = ("the restored copy holds commits made after the incident", "restore again from an earlier point")
+    assert_outcomes(run, {"test_canaries[bannos]": ("before the restore point", "and missing", "bannos-9000001"),
+                          **{f"test_data_loss_within_objective[{s}]": past for s in ("bannos", "flourlane")}},
+                    NEW_EACH_RUN)
     assert "bannos-9000002: committed" in run.outcome("test_canaries[bannos]").message
+    assert "order(s) production held before the incident are missing" not in \
+        run.outcome("test_data_loss_within_objective[flourlane]").message
+
+
+def test_restore_past_the_incident_fails_data_loss_naming_the_missing_orders(ahead_run):
+    """The issue's case: the restore point is before the incident, the restore aims after it, so
+    the mass delete is in the copy. The first screen must not say "data loss 0 s, met"."""
+    run = ahead_run
+    bannos = run.outcome("test_data_loss_within_objective[bannos]").message
+    assert re.search(r"data loss [\d,.]+ h exceeds the RPO objective of 24 h: \d[\d,]* order\(s\) production held "
+                     r"before the incident are missing", bannos), bannos
+    assert "the restored copy holds commits made after the incident" in bannos
+    assert "fix: restore again from an earlier point, before the damage" in bannos
+    matches = run.outcome("test_matches_compared_env[bannos]").message
+    assert "some from before its newest order: the copy holds the damage" in matches
+    assert "fix: restore again from an earlier point" in matches and "later point" not in matches
+    assert "below the 90% this check asks" in run.outcome("test_store_count_vs_compared[bannos]").message
+    summary = json.loads(run.report.with_suffix(".json").read_text())
+    loss = {d["store"]: d for d in summary["timeline"]["data_loss"]}
+    assert loss["bannos"]["met"] is False and loss["bannos"]["orders_missing"] > SCALE, loss
+    assert summary["act_first"][:2] == ["test_canaries[bannos]", "test_canaries[flourlane]"] or \
+        "test_data_loss_within_objective[bannos]" in summary["act_first"], summary["act_first"]
+    assert "data loss bannos" in run.output and "NOT MET" in run.output.split("data loss bannos")[1].splitlines()[0]
+    html = run.report.read_text()
+    assert "Act first, before any cut-over" in html and ">missed<" in html
 
 
 @pytest.mark.parametrize("case", WRONG_TIMES)
@@ -249,7 +282,7 @@ def test_restore_to_the_wrong_time_is_caught_by_the_canaries(ahead_run, case):
     canaries = {f"test_canaries[{store}]": (f"{store}-900",) for store in ("bannos", "flourlane")}
     if "missing" in seen:  # orders created before the restore point are missing: the comparison sees them too
         canaries.update({f"test_matches_compared_env[{store}]": ("drill lacks",) for store in ("bannos", "flourlane")})
-    assert_outcomes(run, canaries)
+    assert_outcomes(run, canaries, NEW_EACH_RUN)
     for store in ("bannos", "flourlane"):
         assert re.search(seen, run.outcome(f"test_canaries[{store}]").message), run.output
 
@@ -354,9 +387,9 @@ def test_failed_restore_says_where_in_one_line_and_still_writes_the_report(ahead
 def interrupted_drill(clone) -> dict:
     """A job for RunsAhead: `pytest --env=drill` as a user runs it, Ctrl-C during its workload."""
     environments = environments_file(clone)
+    report = clone.workdir / "report.html"
     command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--env=drill",
-               f"--environments={environments}", "--workload-seconds=30", f"--junitxml={clone.workdir / 'j.xml'}",
-               "tests/test_drill.py"]
+               f"--environments={environments}", "--workload-seconds=30", f"--html={report}", "tests/test_drill.py"]
     clean = {**{k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}, "ORDAK_DATA_DIR": str(data_root())}
     process = subprocess.Popen(command, cwd=ROOT, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = []
@@ -368,20 +401,34 @@ def interrupted_drill(clone) -> dict:
     folder = data_root() / f"drill-run-{process.pid}"
     existed = folder.exists()
     process.send_signal(signal.SIGINT)
-    process.communicate(timeout=120)
-    return {"output": "".join(seen), "existed": existed, "left": folder.exists(),
-            "private_left": [p.name for p in data_root().glob(f"drill-*-private-{process.pid}")]}
+    rest, _ = process.communicate(timeout=120)
+    summary = report.with_suffix(".json")
+    return {"output": "".join(seen) + rest, "existed": existed, "left": folder.exists(), "exit_code": process.returncode,
+            "private_left": [p.name for p in data_root().glob(f"drill-*-private-{process.pid}")],
+            "summary": json.loads(summary.read_text()) if summary.exists() else None}
 
 
-def test_ctrl_c_during_the_drill_leaves_nothing_behind(ahead_run):
+def test_ctrl_c_during_the_drill_leaves_nothing_behind_and_writes_its_report(ahead_run):
     seen = ahead_run
     assert seen["existed"], seen["output"]
     assert not seen["left"]
     assert not seen["private_left"]  # when another drill held the shared one
+    # nothing lost: the report says interrupted, and where
+    assert seen["exit_code"] == 2 and "Traceback" not in seen["output"], seen["output"]
+    assert "ERROR: interrupted (Ctrl-C) while drill [3/6] workload; nothing was verified" in seen["output"]
+    summary = seen["summary"]
+    assert summary["verdict"] == "interrupted" and summary["interrupted"] == "drill [3/6] workload", summary
+    assert [e["event"] for e in summary["timeline"]["events"]][-1] == "interrupted"
+
+
+def restored_to(hours_ago: float) -> str:
+    """What a restore to that time leaves of the live clone: no order created after it."""
+    return ";".join(f"delete from public.orders_{store} where created_at > now() - interval '{hours_ago} hours'"
+                    for store in ("bannos", "flourlane"))
 
 
 def test_real_drill_timeline_measures_rto_and_data_loss(ordak_clone):
-    clone = ordak_clone(PAUSED_FIRST, "delete from public.orders_bannos where created_at > now() - interval '30 hours'")
+    clone = ordak_clone(PAUSED_FIRST, restored_to(5), "delete from public.orders_bannos where created_at > now() - interval '30 hours'")
     now = datetime.now(timezone.utc)
     run = clone.run_suite("tests/test_drill.py", "--restore-point=" + (now - timedelta(minutes=20)).isoformat(),
                           "--incident-at=" + (now - timedelta(hours=5)).isoformat(),
@@ -396,13 +443,28 @@ def test_real_drill_timeline_measures_rto_and_data_loss(ordak_clone):
 
 def test_real_drill_within_objectives_passes(ordak_clone):
     now = datetime.now(timezone.utc)
-    run = ordak_clone(PAUSED_FIRST).run_suite("tests/test_drill.py", "--incident-at=" + (now - timedelta(hours=1)).isoformat(),
+    run = ordak_clone(PAUSED_FIRST, restored_to(1.1)).run_suite("tests/test_drill.py", "--incident-at=" + (now - timedelta(hours=1)).isoformat(),
                                   "--restore-started-at=" + (now - timedelta(minutes=40)).isoformat(),
                                   env_name="restore")
     assert run.exit_code == 0, run.output
     assert run.with_status("passed") == {"test_no_http_cron_jobs", "test_data_loss_within_objective[bannos]",
                                          "test_data_loss_within_objective[flourlane]", "test_rto_within_objective"}
     assert "rto_hours=1.0" in run.output
+
+
+def test_real_restore_holding_orders_from_after_the_incident_fails_data_loss_and_says_earlier(ordak_clone):
+    """The live clone's newest order is minutes old; an incident an hour ago means this copy went
+    past it: an impossible data loss (negative), a failure, never "0 s, met"."""
+    now = datetime.now(timezone.utc)
+    run = ordak_clone(PAUSED_FIRST).run_suite("tests/test_drill.py", "--incident-at=" + (now - timedelta(hours=1)).isoformat(),
+                                              env_name="restore")
+    past = ("the restored copy holds commits made after the incident", "h after the incident",
+            "restore again from an earlier point, before the damage")
+    assert_outcomes(run, {f"test_data_loss_within_objective[{store}]": past for store in ("bannos", "flourlane")})
+    summary = json.loads(run.report.with_suffix(".json").read_text())
+    assert [(d["store"], d["met"], d["hours"] < 0) for d in summary["timeline"]["data_loss"]] == \
+        [("bannos", False, True), ("flourlane", False, True)]
+    assert re.search(r"data loss bannos −\d+ min \(0 orders missing\) of 24 h: NOT MET", run.output), run.output
 
 
 def test_timeline_options_are_checked(ordak_clone):

@@ -21,12 +21,11 @@ from checks.migrations import migration_files
 from checks.reference import MIGRATIONS_DIR
 from checks.summary import AREAS, ReportPaths, area_of, reserve
 from selftests import inner_runs
-from selftests.harness import ROOT, broken, run_suite
+from selftests.harness import NO_COMPARE, ROOT, broken, run_suite
 
 # Read-only parts of the suite that measure every fact the first screen shows (~150 tests, seconds).
 PART = ("tests/test_schema.py", "tests/test_migrations.py", "tests/test_security.py",
         "tests/test_store_data.py", "tests/test_queue.py")
-NO_COMPARE = {"test_matches_compared_env[bannos]", "test_matches_compared_env[flourlane]"}
 
 
 # -- what every run must leave ----------------------------------------------------------------
@@ -109,8 +108,9 @@ def test_passing_run_reports_the_verdict_and_the_facts(ahead_run):
     counts = junit_counts(paths)
     assert counts["failures"] == counts["errors"] == 0
     assert summary["verdict"] == "passed"
-    assert summary["headline"] == f"Passed: {counts['tests'] - 2} checks passed, 2 skipped"
-    assert summary["counts"] == {"passed": counts["tests"] - 2, "failed": 0, "error": 0, "skipped": 2}
+    skipped = len(NO_COMPARE)
+    assert summary["headline"] == f"Passed: {counts['tests'] - skipped} checks passed, {skipped} skipped"
+    assert summary["counts"] == {"passed": counts["tests"] - skipped, "failed": 0, "error": 0, "skipped": skipped}
 
     facts = summary["facts"]
     assert {s["store"]: s["orders"] for s in facts["stores"]} == truth["orders"]
@@ -164,7 +164,8 @@ def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ahead_
     assert run.failed() == failing, run.output
     assert summary["verdict"] == "failed" and summary["failed_areas"] == ["security", "data"]
     total = junit_counts(paths)["tests"]
-    assert summary["headline"] == f"Failed: 3 of {total} checks failed (security 1, store data 2), 2 skipped"
+    assert summary["headline"] == f"Failed: 3 of {total} checks failed (security 1, store data 2), " \
+                                  f"{len(NO_COMPARE)} skipped"
 
     by_id = {c["id"]: c for c in summary["checks"]}
     events = by_id["test_stage_events_present[flourlane]"]["verdicts"][0]
@@ -265,7 +266,9 @@ def test_a_drill_timeline_shows_rto_and_data_loss_against_the_objectives(ordak_c
                         "update public.orders_flourlane set created_at = created_at - interval '5 hours'")
     restore_point = datetime.now(timezone.utc).replace(microsecond=0).timestamp() - 4 * 3600
     restore_point = datetime.fromtimestamp(restore_point, timezone.utc).isoformat().replace("+00:00", "Z")
-    run = clone.run_suite("tests/test_store_data.py", "-k", "not_empty or last_order_fresh", "-p", "fake_drill",
+    # The drill's own checks judge RTO and data loss; the first screen shows their verdicts.
+    run = clone.run_suite("tests/test_store_data.py", "tests/test_drill.py", "-k",
+                          "not_empty or last_order_fresh or data_loss or rto", "-p", "fake_drill",
                           f"--restore-point={restore_point}", extra_env={"PYTHONPATH": str(tmp_path)})
     assert run.exit_code == 0, run.output
     paths = files_of(run)
@@ -491,13 +494,18 @@ def test_drill_workflow():
     assert upload["if"] == "always()"
 
 
-def test_a_report_that_cannot_be_written_is_one_line(ordak_clone, tmp_path):
+def test_a_report_that_cannot_be_written_falls_back_to_a_temp_folder_in_one_line(ordak_clone, tmp_path):
     (tmp_path / "a-file").write_text("")
     run = ordak_clone().run_suite("tests/test_migrations.py", f"--html={tmp_path / 'a-file' / 'report.html'}")
     assert run.exit_code == 4, run.output
     errors = [line for line in run.output.splitlines() if line.startswith("ERROR:")]
-    assert errors == [f"ERROR: cannot write the report {tmp_path / 'a-file'}: File exists"], run.output
-    assert "Traceback" not in run.output
+    assert len(errors) == 1 and "Traceback" not in run.output, run.output
+    assert errors[0].startswith(f"ERROR: cannot write the report in {tmp_path / 'a-file'} (File exists); it was "
+                                f"written to "), errors
+    written = Path(errors[0].split("written to ", 1)[1].split(" instead")[0])
+    # nothing lost: the whole run's reports, beside each other, in the temp folder
+    assert json.loads(written.with_suffix(".json").read_text())["verdict"] == "passed"
+    assert "Passed" in written.read_text() and written.with_suffix(".md").exists()
 
 
 # -- every kind of outcome, rendered (no database needed) ----------------------------------------
@@ -528,7 +536,8 @@ def test_every_kind_of_outcome_renders(tmp_path):
     results.add("tests/test_store_data.py::test_matches_compared_env[bannos]", "setup", "skipped", 0.0,
                 "no --compare-to environment given", [])
     now = datetime.now(timezone.utc)
-    data = build(env=SimpleNamespace(name="production", description="", read_only=True, has_secret=lambda k: False),
+    data = build(env=SimpleNamespace(name="production", description="", read_only=True, restore_target=False,
+                                     has_secret=lambda k: False),
                  target=SimpleNamespace(host="db.example.supabase.co", dbname="postgres"), compare=None,
                  clock=SimpleNamespace(at=now, restore_point=False, label="now"), error=None,
                  thresholds={"rpo_hours": 24, "max_hours_since_last_order": 24}, stores=["bannos", "flourlane"],

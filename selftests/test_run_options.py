@@ -1,6 +1,7 @@
 """Run options end to end: the report's environment table, --persist-smoke, and xdist
 workers receiving everything the controller resolved."""
 
+import json
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -68,9 +69,26 @@ def runs_ahead() -> dict:
 
 def test_xdist_workers_get_the_comparison_and_the_restore_point(ahead_run):
     run, restore_point = ahead_run
+    # The copy holds orders from after that restore point: its RPO is negative, a failure too.
     assert run.failed() == {"test_matches_compared_env[flourlane]", *(
-        f"{test}[{store}]" for test in ("test_no_orders_after_reference_time", "test_stage_timestamps_consistent")
+        f"{test}[{store}]" for test in ("test_no_orders_after_reference_time", "test_stage_timestamps_consistent",
+                                        "test_last_order_fresh")
         for store in ("bannos", "flourlane"))}, run.output
     assert "flourlane-24007" in run.outcome("test_matches_compared_env[flourlane]").message
     assert f"after the restore point ({restore_point:%Y-%m-%d %H:%M}" in \
         run.outcome("test_no_orders_after_reference_time[bannos]").message
+
+
+def test_a_restore_without_its_restore_point_says_rpo_was_measured_against_now(ordak_clone):
+    """Not refused (in an incident the run still answers), but said on the first screen, in the
+    JSON and in the terminal; with --restore-point, not said."""
+    clone = ordak_clone()
+    run = clone.run_suite("tests/test_store_data.py", "-k", "last_order_fresh", env_name="restore")
+    warning = "no --restore-point: freshness and RPO were measured against now, not against the time restore was restored to"
+    assert f"WARNING: {warning}" in run.output, run.output
+    summary = json.loads(run.report.with_suffix(".json").read_text())
+    assert summary["reference_time"]["warning"].startswith(warning)
+    assert "warn-box" in run.report.read_text() and warning in run.report.read_text()
+    given = clone.run_suite("tests/test_store_data.py", "-k", "last_order_fresh",
+                            f"--restore-point={datetime.now(timezone.utc).isoformat()}", env_name="restore")
+    assert "WARNING:" not in given.output and given.exit_code == 0, given.output

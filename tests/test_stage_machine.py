@@ -78,5 +78,8 @@ class StageMachine(RuleBasedStateMachine):
 
 
 def test_stage_machine_invariants(target):
+    blocker = rpc.cannot_probe(target)
+    if blocker:
+        pytest.skip(blocker)
     # The number of examples comes from the Hypothesis profile (tests/conftest.py): 200 by default.
     run_state_machine_as_test(lambda: StageMachine(target), settings=settings(settings.default, stateful_step_count=25))

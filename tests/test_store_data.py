@@ -17,6 +17,14 @@ def test_store_not_empty(target, store):
 
 
 @pytest.mark.parametrize("store", STORES)
+def test_orders_not_dropped(target, store, previous_run, thresholds):
+    env = target.env
+    if env.embedded or env.rehearsal is not None:
+        pytest.skip(f"environment '{env.name}' builds its data anew for each run: no count to keep")
+    expect_clean(data.orders_not_dropped(target, store, previous_run, env.name, thresholds["max_orders_dropped"]))
+
+
+@pytest.mark.parametrize("store", STORES)
 def test_last_order_fresh(target, store, clock, thresholds):
     expect_clean(data.last_order_fresh(target, store, clock, thresholds))
 
