@@ -508,6 +508,15 @@ class ReportWriter:
             session.exitstatus = EXIT_SETUP
 
     @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        """After a drill or a restore with a timeline, the terminal's last line: RTO and data loss
+        against the objectives, as the checks judged them, for a person to read at a glance."""
+        objectives = objectives_line(self.data) if self.data else None
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if objectives and terminal is not None:
+            terminal.write_line(objectives, bold=True, **({"red": True} if "NOT MET" in objectives else {"green": True}))
+
+    @pytest.hookimpl(trylast=True)
     def pytest_terminal_summary(self, terminalreporter):
         if self.failed:
             terminalreporter.write_line(f"ERROR: {self.failed}", red=True, bold=True)
@@ -516,10 +525,6 @@ class ReportWriter:
             if self.data else []
         for warning in filter(None, warnings):
             terminalreporter.write_line(f"WARNING: {warning}", yellow=True, bold=True)
-        objectives = objectives_line(self.data) if self.data else None
-        if objectives:
-            terminalreporter.write_line(objectives, bold=True,
-                                        **({"green": True} if "NOT MET" not in objectives else {"red": True}))
         fallback = self.config.stash[RUN].report_fallback
         if fallback:
             terminalreporter.write_line(f"ERROR: {fallback}", red=True, bold=True)
