@@ -242,6 +242,11 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
             facts = verdict.get("facts") or {}
             if verdict["subject"] in per_store:
                 per_store[verdict["subject"]].update({k: v for k, v in facts.items() if k in used})
+                if facts.get("orders_missing") is not None:
+                    # The data loss's count (up to the incident) wins over the comparison's (up to the
+                    # reference time): the same number as the drill's data loss row.
+                    kind = "missing_to_incident" if verdict["check"] == "data_loss_within_objective" else "missing"
+                    per_store[verdict["subject"]][kind] = facts["orders_missing"]
                 if verdict["check"] == "last_order_fresh" and verdict["status"] != "blocked":
                     # The check's own verdict, never a recomputation: the first screen and the
                     # test must agree (a negative age is a failure there, so it is here).
@@ -258,7 +263,9 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
         hours = facts.get("rpo_hours", facts.get("hours_since_last_order"))
         stores_rows.append({"store": store, "orders": facts.get("orders"), "per_stage": facts.get("per_stage"),
                             "last_order_at": facts.get("last_order_at"), "hours_before_reference": hours,
-                            "objective_hours": objective, "within_objective": facts.get("fresh")})
+                            "objective_hours": objective, "within_objective": facts.get("fresh"),
+                            # orders another side holds that this one lacks (--compare-to, a drill)
+                            "orders_missing": facts.get("missing_to_incident", facts.get("missing"))})
     return {"stores": stores_rows, "hours_measure": "RPO" if at_restore_point else "age of the newest order",
             "migrations": migrations, "queue": queue, "other": other}
 
