@@ -6,6 +6,8 @@ service_role, upserts one row per cake into orders_<store> (on id) and marks the
 processed. ingest() does the same, inside the caller's transaction.
 """
 
+import itertools
+import uuid
 from functools import cache
 
 import psycopg
@@ -15,6 +17,18 @@ from psycopg.types.json import Jsonb
 from checks import catalog
 from checks.contract import contract, orders_table
 from checks.target import Target
+
+
+# The suite's own test orders (the write probes, the smoke flow) take numbers from a range of
+# their own, above the reference's and the drill's canaries (9,000,000 on), so that a probe on a
+# restored copy never meets a canary's inbox row or order; integer-safe (shopify_order_number).
+PROBE_NUMBERS = 1_900_000_000
+_probes = itertools.count(1)
+
+
+def probe_number() -> int:
+    """A test order's number: a counter (distinct within a run) and a random part (across runs)."""
+    return PROBE_NUMBERS + next(_probes) * 1000 % 200_000_000 + uuid.uuid4().int % 1000
 
 
 def shopify_payload(store: str, number: int, *, note: str, cakes: int = 1) -> dict:

@@ -6,15 +6,20 @@ exit, after the report is written. xdist workers receive the resolved target and
 """
 
 import json
+import os
 import sys
+from html import escape
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
 import pytest
+from pytest_html import extras as html_extras
 from _pytest.junitxml import xml_key
 
-from checks import failures, restore_run, summary
+from checks import failures, postmortem, restore_run, summary
+from checks import report as fragments
+from checks.report import CSS as REPORT_CSS
 from checks.report import objectives_line
 from checks.contract import thresholds as contract_thresholds
 from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
@@ -24,6 +29,7 @@ from checks.guards import stopped_by_guard
 from checks.http import HttpError
 from checks.platform import Platform, lint_params
 from checks.run import Options, Run, handoff, one_line, receive, resolve
+from checks.summary import recent_runs
 from checks.target import Target
 
 EXIT_SETUP = pytest.ExitCode.USAGE_ERROR
@@ -53,9 +59,6 @@ def pytest_addoption(parser):
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
-    group.addoption("--html", default=None, metavar="PATH",
-                    help="the HTML report (default: reports/<env>-<UTC time>-<suffix>.html); the JSON "
-                         "summary and postmortem draft go beside it, the history in its folder")
     drill = parser.getgroup("ordak-drill", "Ordak drill: a restore, its RTO and RPO")
     drill.addoption("--incident-at", default=None, metavar="ISO-8601",
                     help="a real drill: when the incident happened (opens the timeline; RTO and data loss are "
@@ -105,7 +108,7 @@ def pytest_configure(config):
         resolve(run, config.rootpath, _options(config), _progress(config, run))
         _ACCEPTED[:] = run.env.accepted
     except (SetupError, psycopg.Error, KeyboardInterrupt) as exc:
-        secrets = run.target.secrets() if run.target else run.env.secret_values() if run.env else ()
+        secrets = run.secrets()
         if isinstance(exc, KeyboardInterrupt):  # Ctrl-C while connecting or in a drill: still a report
             run.interrupted = run.doing
             run.error = f"interrupted (Ctrl-C) while {run.doing}; nothing was verified"
@@ -122,22 +125,40 @@ def pytest_configure(config):
 
 
 def _report_paths(config, run: Run, started: datetime) -> summary.ReportPaths:
-    """Every run writes its reports (HTML, JUnit, JSON, postmortem draft) under reports/, named by
-    the environment (only a name from the environments file) and UTC time, never overwriting.
+    """Every run writes its reports (pytest-html's HTML, JUnit, JSON, postmortem draft): under
+    reports/ as <env>-<UTC time>-<suffix>, named by the environment (only a name from the
+    environments file), never overwriting; or where --html says (a folder given as --html gets
+    that name inside it). The history lives in reports/, or in the folder of an absolute --html.
     A place that cannot be written (a folder that cannot be created, a read-only disk) is known
-    now, and the reports go to a temp folder instead: nothing of the run is lost."""
+    now, and the reports go to a temp folder instead: nothing of the run is lost. pytest-html,
+    configured after this plugin, then writes the HTML where these paths say (self-contained
+    unless asked otherwise... it always is: a report attached to a postmortem must stand alone)."""
     env = run.env and run.env.name
-    wanted = config.getoption("html")
+    wanted = config.getoption("htmlpath")
+    reports = config.rootpath / "reports"
     try:
-        html = summary.claim(Path(wanted)) if wanted else summary.reserve(config.rootpath / "reports", env, started)
+        if not wanted:
+            html = summary.reserve(reports, env, started)
+        elif wanted.endswith(("/", os.sep)) or Path(wanted).is_dir():
+            html = summary.reserve(Path(wanted), env, started)
+        else:
+            html = summary.claim(Path(wanted))
     except OSError as exc:
         html = summary.fallback(env, started)
-        asked = wanted or config.rootpath / "reports"
-        run.report_fallback = (f"cannot write the report in {Path(asked).parent if wanted else asked} "
-                               f"({exc.strerror}); it was written to {html} instead: pass --html=PATH in a folder "
-                               f"you can write")
-    paths = summary.ReportPaths.beside(html, config.option.xmlpath)
+        asked = Path(wanted).parent if wanted and not wanted.endswith(("/", os.sep)) else Path(wanted or reports)
+        run.report_fallback = (f"cannot write the report in {asked} ({exc.strerror}); it was written to {html} "
+                               f"instead: pass --html=PATH in a folder you can write")
+    history = html.parent if not wanted or Path(wanted).is_absolute() or run.report_fallback else reports
+    paths = summary.ReportPaths.beside(html.resolve(), config.option.xmlpath, history.resolve())
     config.option.xmlpath = str(paths.xml)
+    config.option.htmlpath = str(paths.html)
+    config.option.self_contained_html = True
+    missing = [css for css in config.option.css if not Path(os.path.expandvars(css)).expanduser().is_file()]
+    if missing and not run.error:  # pytest-html would stop with a traceback; this is one line, and a report
+        run.error = f"--css {', '.join(missing)}: no such file; give the path of a CSS file to add to the report"
+        config.option.dist, config.option.tx, config.option.numprocesses = "no", [], 0
+    given = [css for css in config.option.css if css not in missing]
+    config.option.css = [str(REPORT_CSS), *given]  # a user's --css comes after ours, and wins
     return paths
 
 
@@ -163,15 +184,16 @@ def pytest_collection(session):
     return None
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(wrapper=True)
 def pytest_sessionfinish(session):
     run = session.config.stash[RUN]
+    if run.timeline and not run.error and not _is_worker(session.config):
+        restore_run.close_timeline(run.timeline)
+    yield  # the reports are written, with the checks' own verdict; then the exit status says the rest
     if run.interrupted:
         session.exitstatus = pytest.ExitCode.INTERRUPTED
     elif run.error or run.report_fallback:
         session.exitstatus = EXIT_SETUP
-    elif run.timeline and not _is_worker(session.config):
-        restore_run.close_timeline(run.timeline)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -404,22 +426,27 @@ def pytest_runtest_makereport(item, call):
     report = yield
     env = item.config.stash[RUN].env
     error = call.excinfo.value if call.excinfo is not None else None
-    if error is None:
-        return report
-    line = str(error) if isinstance(error, SetupError) else stopped_by_guard(error, env) if env else None
+    line = str(error) if isinstance(error, SetupError) else stopped_by_guard(error, env) if env and error else None
+    found = failures.cause(error) if error is not None and not line else None
     if line:
         report.outcome, report.longrepr = "failed", line
-        return report
-    found = failures.cause(error)
-    if found is not None and report.failed:
+    elif found is not None and report.failed:
         traceback = report.longreprtext
         report.longrepr = f"{failures.lead(found)}\n\ntraceback:\n{traceback}"
         report.user_properties.append((CAUSE_PROPERTY, json.dumps({**found, "traceback": traceback})))
+    # pytest-html shows these under the test's row: what it found and what to do
+    # (the call's report only: the teardown's carries the same verdicts again)
+    shown = [fragments.verdict_extra(r) for r in verdict_records(report) if r["status"] == "failed"] \
+        if report.when == "call" else []
+    if found is not None and report.failed:
+        shown.append(fragments.cause_extra(found))
+    if shown:
+        report.extras = [*getattr(report, "extras", []), *map(html_extras.html, shown)]
     return report
 
 
 def verdict_records(report) -> list[dict]:
-    return [json.loads(value) for key, value in report.user_properties if key == VERDICT_PROPERTY]
+    return [json.loads(value) for key, value in getattr(report, "user_properties", ()) if key == VERDICT_PROPERTY]
 
 
 class RunSummary:
@@ -469,8 +496,10 @@ def _format_facts(facts: list) -> str:
 
 # -- report -------------------------------------------------------------------------
 class ReportWriter:
-    """Gathers every test's outcome (xdist workers' too) and hands the finished run to
-    checks.summary, which writes the HTML report, JSON summary, postmortem draft and history."""
+    """Gathers every test's outcome (xdist workers' too) into the run's summary (checks.summary),
+    gives pytest-html what it shows beyond its table (the first screen, the findings, the area
+    and key of each row: checks.report), then writes the JSON summary, postmortem draft and
+    history beside the HTML, and takes every secret the run knows out of the HTML too."""
 
     def __init__(self, config, paths: summary.ReportPaths, started: datetime):
         self.config, self.paths, self.started = config, paths, started
@@ -478,6 +507,54 @@ class ReportWriter:
         self.failed: str | None = None  # why the reports could not be written
         self.data: dict | None = None
         self.running: str | None = None  # the test running now: where a Ctrl-C stopped the checks
+        self.html_report = None  # pytest-html's ReportData, for its title
+
+    def summary(self, session, exitstatus=None) -> dict:
+        """The run's summary, built once, when the session ends (pytest-html asks first), from
+        pytest's own exit status (before this plugin turns a setup error into status 4)."""
+        if self.data is None:
+            run = self.config.stash[RUN]
+            exitstatus = session.exitstatus if exitstatus is None else exitstatus
+            if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
+                run.interrupted = f"running the checks, at {self.running}" if self.running else "starting the checks"
+            self.data = summary.of_run(run, self.results.all(), started=self.started, exit_status=int(exitstatus),
+                                       command=list(self.config.invocation_params.args), root=self.config.rootpath)
+        return self.data
+
+    # -- pytest-html's hooks --------------------------------------------------------------
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report):
+        self.html_report = report
+        report.title = "Ordak verification"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix, summary, postfix, session):
+        data = self.summary(session)
+        if self.html_report is not None:
+            self.html_report.title = fragments.title(data)
+        history = recent_runs(data, self.paths)  # (`summary` here is pytest-html's list, not the module)
+        prefix.extend(fragments.first_screen(data, history, self.paths))
+        postfix.extend(fragments.findings(data))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells):
+        cells.insert(2, '<th class="sortable" data-column-type="area">Area</th>')
+        cells.insert(3, '<th class="sortable" data-column-type="key">Finding key</th>')
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_html(self, report, data):
+        """A failing verdict's extra holds every violation and the fix: its text again as a log
+        would only push the next check down. A skip reads as its reason, not as a Python tuple."""
+        if report.when == "call" and any(r["status"] == "failed" for r in verdict_records(report)):
+            data[:] = []
+        elif report.skipped and isinstance(report.longrepr, tuple):
+            data[:] = [escape(f"skipped: {report.longrepr[2].removeprefix('Skipped: ')}")]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report, cells):
+        area = fragments.area_label(summary.area_of(report.nodeid))
+        cells.insert(2, f'<td class="col-area">{escape(area)}</td>')
+        cells.insert(3, f'<td class="col-key">{escape(fragments.finding_keys(verdict_records(report)))}</td>')
 
     def pytest_runtest_logstart(self, nodeid):
         self.running = nodeid
@@ -493,16 +570,16 @@ class ReportWriter:
         self.results.add(report.nodeid, report.when, report.outcome, report.duration, text, verdicts,
                          cause=cause, urgent=urgent)
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session, exitstatus):
-        config = self.config
-        run = config.stash[RUN]
-        if exitstatus == pytest.ExitCode.INTERRUPTED and not run.interrupted:
-            run.interrupted = f"running the checks, at {self.running}" if self.running else "starting the checks"
-        self.data = data = summary.of_run(run, self.results.all(), started=self.started, exit_status=int(exitstatus),
-                                          command=list(config.invocation_params.args), root=config.rootpath)
+        """Around pytest-html's: after it wrote the HTML, the other files, and the HTML redacted
+        as the JSON is."""
+        yield
+        data = self.summary(session, exitstatus)
         try:
             summary.write(data, self.paths)
+            self.paths.markdown.write_text(postmortem.render(data, self.paths))
+            summary.redact_file(self.paths.html, self.config.stash[RUN].secrets())
         except OSError as exc:
             self.failed = f"cannot write the report {exc.filename}: {exc.strerror}"
             session.exitstatus = EXIT_SETUP

@@ -8,7 +8,6 @@ of a call (every column of the order, and its stage events by type, before and a
 judged apart from its answer, so "idempotent but silent" is its own finding.
 """
 
-import itertools
 import uuid
 from dataclasses import dataclass
 from functools import cache
@@ -20,7 +19,7 @@ from psycopg import sql
 from checks import catalog, privileges
 from checks.contract import behaviours, contract, orders_table, runbook_holds, runbook_says, stage_columns, stages
 from checks.core import Check, Verdict
-from checks.ingest import ingest, shopify_payload
+from checks.ingest import ingest, probe_number, shopify_payload
 from checks.privileges import ACTS_AS, WRITTEN
 from checks.target import Target, call
 
@@ -30,7 +29,6 @@ NOTES = "ordak-verify"
 # record actions: one per call, by design.)
 STAGE_CHANGE_EVENTS = ("start", "complete", "qc_return")
 FOREIGN_KEY_VIOLATION = "23503"
-_numbers = itertools.count(1)
 
 REPEAT_EFFECT = Check("repeat_effect", "the first call acts once; calling again changes no order column and "
                       "logs no second start/complete/qc_return event (print and assign log one per call)",
@@ -84,8 +82,7 @@ def create_actors(conn: psycopg.Connection) -> dict[str, Actor]:
 
 def fresh_order(target: Target, conn: psycopg.Connection, store: str) -> str:
     """A new order in Filling, nothing printed, nobody assigned, ingested as orders are."""
-    number = 9_000_000 + next(_numbers) * 1000 + uuid.uuid4().int % 1000
-    return ingest(target, conn, store, shopify_payload(store, number, note=NOTES))[0]
+    return ingest(target, conn, store, shopify_payload(store, probe_number(), note=NOTES))[0]
 
 
 def put_in_stage(conn: psycopg.Connection, store: str, order_id: str, stage: str, started: bool,

@@ -42,6 +42,15 @@ class Run:
     previous: dict | None = None  # the last run of this environment in the history (its order counts)
     doing: str = "starting"  # what resolve() is doing now: a Ctrl-C's report names it
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this run knows, for redaction; the project ref names the project (it is in
+        its host name too): shown, not a secret."""
+        env = self.env
+        known = [*(self.target.secrets() if self.target else env.secret_values() if env else ()),
+                 *(self.compare.secrets() if self.compare else ())]
+        shown = env.secret("project_ref") if env and env.has_secret("project_ref") else None
+        return tuple(s for s in known if s and s != shown)
+
     def close(self, *, controller: bool) -> None:
         for target in (self.target, self.compare):
             if target is not None:

@@ -7,14 +7,13 @@ start_packing, where it exists)/complete Packing -> Complete, out of the queue. 
 at every step; the flow stops at the first step that goes wrong and names it.
 """
 
-import uuid
 
 import psycopg
 
 from checks import catalog, privileges, rpc
 from checks.contract import orders_table, rpcs, runbook_holds, runbook_says
 from checks.core import Check
-from checks.ingest import ingest, shopify_payload
+from checks.ingest import ingest, probe_number, shopify_payload
 from checks.target import Target, call
 
 SMOKE = Check("smoke_flow", "a test order goes from ingestion to Complete through the RPCs, as the runbook's "
@@ -71,7 +70,7 @@ class _Flow:
         self.passed.append(name)
 
     def ingest(self) -> None:
-        number = 9_900_000 + uuid.uuid4().int % 90_000
+        number = probe_number()
         try:
             with self.conn.transaction():
                 self.order_id = ingest(self.target, self.conn, self.store,

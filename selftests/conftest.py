@@ -1,5 +1,7 @@
 import itertools
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -7,6 +9,15 @@ from checks.plugin import RUN
 from selftests.harness import Clone, FreshReference, RunsAhead, on_fresh_clone
 
 _names = itertools.count(1)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """The self-tests' own run writes its report in a temp folder, never in the user's reports/
+    (nor in its history): they verify the suite, not an Ordak. (Called before the suite's plugin
+    configures the reports: this conftest registered later.) An explicit --html still wins."""
+    if not config.getoption("htmlpath") and not hasattr(config, "workerinput"):
+        config.option.htmlpath = str(Path(tempfile.mkdtemp(prefix="ordak-selftests-")) / "selftests.html")
 
 
 @pytest.fixture(scope="session")

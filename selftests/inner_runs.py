@@ -34,18 +34,18 @@ import hypothesis.stateful  # noqa: F401
 import pdb  # noqa: F401  (pytest's debugging plugin's)
 import psycopg  # noqa: F401
 import pytest
+import pytest_html.plugin  # noqa: F401  (the report's writer)
 import xdist.looponfail  # noqa: F401
 import xdist.newhooks  # noqa: F401
 import xdist.plugin  # noqa: F401
 
 import checks.plugin  # noqa: F401  (and through it the rest of checks/)
-from checks import postmortem, report, security, summary  # noqa: F401  (the last two imported on use)
+from checks import postmortem, report, security, summary  # noqa: F401  (imported on use)
 
 for _plugin in _pytest.config.default_plugins:  # pytest's own plugins, imported by every session
     importlib.import_module(f"_pytest.{_plugin}")
 
-report._TEMPLATES.get_template("report.html.j2")  # compiled once, shared by every fork
-summary.package_versions()  # read once, likewise
+summary.package_versions()  # read once, shared by every fork
 platform.platform()  # the report's; it runs `uname -p` the first time
 
 # Imported before pytest starts, these modules cannot have their asserts rewritten; none of

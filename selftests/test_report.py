@@ -1,10 +1,17 @@
-"""The files a run leaves behind (HTML report, JUnit, JSON summary, postmortem draft, history)
-for a passing, a failing and a setup-error run, under xdist, with a drill's timeline, with a
-secret in every secret variable; report names; and the CI workflows that run the suite."""
+"""The files a run leaves behind (pytest-html's report, JUnit, JSON summary, postmortem draft,
+history) for a passing, a failing and a setup-error run, under xdist, with a drill's timeline,
+with a secret in every secret variable; pytest-html's own options; report names; and the CI
+workflows that run the suite.
 
+pytest-html renders its results table in the browser from a JSON blob in the page; the tests
+read that blob (report_rows) for what each row shows, and the page's static part for the first
+screen the suite adds to pytest-html's summary."""
+
+import html as markup
 import json
 import os
 import re
+import shutil
 import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
@@ -17,6 +24,8 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from checks import postmortem
+from checks import report as fragments
 from checks.migrations import migration_files
 from checks.reference import MIGRATIONS_DIR
 from checks.summary import AREAS, ReportPaths, area_of, reserve
@@ -41,6 +50,9 @@ class _Balanced(HTMLParser):
         if tag not in self.VOID:
             self.open.append(tag)
 
+    def handle_startendtag(self, tag, attrs):  # <meta ... />, <br />
+        pass
+
     def handle_endtag(self, tag):
         if not self.open or self.open[-1] != tag:
             self.problems.append(f"</{tag}> closes {self.open[-1:] or 'nothing'}")
@@ -53,17 +65,43 @@ def files_of(run) -> ReportPaths:
     return ReportPaths.beside(run.report, run.report.parent / "junit.xml")
 
 
+def balanced(fragment: str) -> None:
+    checker = _Balanced()
+    checker.feed(fragment)
+    checker.close()
+    assert not checker.problems and not checker.open, (checker.problems, checker.open)
+
+
+def report_rows(html: str) -> dict[str, list[dict]]:
+    """pytest-html's results, from the JSON blob its script renders the table from: test id ->
+    one entry per reported phase, each with its row cells, log and extras."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', html).group(1)
+    return json.loads(markup.unescape(blob))["tests"]
+
+
+def cells(row: dict) -> dict[str, str]:
+    """A row's cells by column (result, testId, area, key, duration, links), as text."""
+    found = {}
+    for cell in row["resultsTableRow"]:
+        column = re.search(r'class="col-(\w+)"', cell).group(1)
+        found[column] = markup.unescape(re.sub(r"<[^>]+>", "", cell))
+    return found
+
+
 def well_formed(paths: ReportPaths) -> dict:
     """Asserts every file of the run exists and parses; returns the JSON summary."""
     html = paths.html.read_text()
-    checker = _Balanced()
-    checker.feed(html)
-    checker.close()
-    assert not checker.problems and not checker.open, (checker.problems, checker.open)
-    assert html.startswith("<!doctype html>") or "<!doctype html>" in html[:200]
-    # Self-contained: no script, stylesheet, image or font fetched from anywhere.
-    assert not re.search(r"<script|<link|<img|src=|url\(|@import", html), "the report must not load anything"
-    assert set(re.findall(r"https?://[^\s\"'<]+", html)) <= {"http://www.w3.org/2000/svg"}
+    balanced(html)
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert "pytest-html" in html, "the report is pytest-html's"
+    # Self-contained: styles and script inline; nothing fetched from anywhere.
+    assert not re.search(r"<link|src=\"[^\"]|url\(|@import", html), "the report must not load anything"
+    assert ".ordak-verdict" in html, "the suite's style, added as --css adds one"
+    assert not list(paths.html.parent.glob("assets")), "self-contained: no assets folder"
+    for fragment in report_rows(html).values():
+        for row in fragment:
+            for extra in row["extras"]:
+                balanced(extra["content"])
     ET.parse(paths.xml)
     summary = json.loads(paths.json.read_text())
     assert summary["schema"] == 1
@@ -125,21 +163,28 @@ def test_passing_run_reports_the_verdict_and_the_facts(ahead_run):
     assert summary["timeline"] is None
 
     html = paths.html.read_text()
-    first_screen = html[:html.index("Checks by area")]
+    first_screen = html[:html.index('<table id="results-table">')]
     for shown in (summary["headline"], "Orders per store", str(truth["orders"]["bannos"]), truth["head"],
-                  "UTC", "staging", database, summary["suite"]["commit"], "--env=staging tests/test_schema.py"):
+                  "UTC", "staging", database, summary["suite"]["commit"], "--env=staging tests/test_schema.py",
+                  "connected as"):
         assert shown in first_screen, shown
-    assert html.index("Checks by area") < html.index("<h2>Versions</h2>"), "versions belong at the bottom"
-    # Skips read as sentences, never as Python tuples.
-    assert "test_matches_compared_env[bannos]</span> skipped: no --compare-to environment given" in html
-    assert "Skipped:" not in html and "('" not in html
+    assert f"<title id=\"head-title\">PASSED · Ordak verification · staging" in html
+    # pytest-metadata's table (Python, packages, plugins) is moved below the results table
+    assert "#environment-header, #environment { order: 3; }" in html and "#results-table { order: 2; }" in html
+    rows = report_rows(html)
+    # every row says its area; a skip reads as a sentence, never as a Python tuple
+    area = {cells(r)["testId"].split("::")[1]: cells(r)["area"] for runs in rows.values() for r in runs}
+    assert area["test_rls_enabled"] == "Security" and area["test_store_not_empty[bannos]"] == "Store data"
+    skipped = next(r for r in rows["tests/test_store_data.py::test_matches_compared_env[bannos]"]
+                   if r["result"] == "Skipped")
+    assert skipped["log"] == "skipped: no --compare-to environment given (e.g. --compare-to=production during a drill)"
     assert "- Every check passed." in paths.markdown.read_text()
 
     # A second run in the same folder: the history has both, and the chart draws both.
     history = [json.loads(line) for line in paths.history.read_text().splitlines()]
     assert [h["report"] for h in history] == ["report.html", "again.html"], again.output
     chart = (paths.html.parent / "again.html").read_text()
-    chart = chart[chart.index("<svg"):chart.index("</svg>")]
+    chart = chart[chart.index("<svg xmlns"):chart.index("</svg>")]
     assert chart.count("<rect") == 2 and chart.count("<circle") >= 2 + 2, chart
 
 
@@ -173,15 +218,25 @@ def test_failing_run_puts_failures_first_with_every_violation_and_its_fix(ahead_
     assert all(v["key"].startswith("stage_events_present:flourlane-") for v in events["violations"])
 
     html = paths.html.read_text()
-    areas = re.findall(r'<section class="area" id="area-(\w+)">', html)
-    assert areas[:2] == ["security", "data"] and set(areas[2:]) == {"schema", "migrations", "queue"}
-    table = html[html.index("<strong>stage_events_present[flourlane]</strong>"):]
-    table = table[table.index('<div class="scroll">'):table.index("</table></div>")]
+    rows = report_rows(html)
+    call = next(r for r in rows["tests/test_store_data.py::test_stage_events_present[flourlane]"]
+                if r["result"] == "Failed")
+    assert cells(call)["area"] == "Store data"
+    assert cells(call)["key"].startswith("stage_events_present:flourlane-") and "(+59 more)" in cells(call)["key"]
+    (extra,) = call["extras"]  # the verdict, once, as the row's extra; no log repeating it
+    table = extra["content"]
     assert table.count("<tr>") == 61, "every violation has its row (plus the header)"
     for violation in events["violations"]:
         assert f'<td class="mono">{violation["object"]}</td>' in table
-    assert f"<strong>Fix:</strong> {events['remediation']}" in html
-    assert "public.work_queue</td><td>row level security is off" in html
+        assert f'<td class="mono muted">{violation["key"]}</td>' in table
+    assert f"<strong>Fix:</strong> {markup.escape(events['remediation'])}" in table and not call["log"]
+    rls = next(r for r in rows["tests/test_security.py::test_rls_enabled"] if r["result"] == "Failed")
+    assert "public.work_queue</td><td>row level security is off" in rls["extras"][0]["content"]
+    first_screen = html[:html.index('<table id="results-table">')]
+    for failed in failing:
+        assert failed in first_screen
+    assert "initialSort&#34;: &#34;result" in html or '"initialSort": "result"' in markup.unescape(html), \
+        "failures first: pytest-html sorts by result"
 
     markdown = paths.markdown.read_text()
     did_not = markdown[markdown.index("## What didn't"):markdown.index("## RTO")]
@@ -210,7 +265,7 @@ def test_setup_error_says_so_in_every_file(tmp_path):
     html = paths.html.read_text()
     assert html.index("needs ORDAK_PRODUCTION_DB_URL (db_url): export it") < html.index("<h2>Run</h2>"), \
         "the reason comes first"
-    assert "<title>ERROR" in html
+    assert '<title id="head-title">ERROR · Ordak verification' in html
     assert f"The verification run could not start: {summary['error']}" in paths.markdown.read_text()
 
 
@@ -224,7 +279,8 @@ def runs_ahead() -> dict:
     """This module's runs known up front, started when the session starts (selftests/conftest.py)."""
     return {"test_passing_run_reports_the_verdict_and_the_facts": passing_runs,
             "test_failing_run_puts_failures_first_with_every_violation_and_its_fix": broken(BREAK, run=PART),
-            "test_xdist_run_writes_one_report_with_the_workers_facts": xdist_run}
+            "test_xdist_run_writes_one_report_with_the_workers_facts": xdist_run,
+            "test_pytest_html_options_work_as_documented": html_options}
 
 
 def test_xdist_run_writes_one_report_with_the_workers_facts(ahead_run):
@@ -286,7 +342,7 @@ def test_a_drill_timeline_shows_rto_and_data_loss_against_the_objectives(ordak_c
     assert all(0.95 < s["hours_before_reference"] < 1.1 for s in summary["facts"]["stores"])
 
     html = paths.html.read_text()
-    timeline = html[html.index("Drill timeline"):html.index("Checks by area")]
+    timeline = html[html.index("Drill timeline"):html.index('<table id="results-table">')]
     for shown in ("restore started", "restored accepting connections", "orders_flourlane mass-deleted",
                   "RTO</strong> (incident to verdict)", "Data loss</strong>, flourlane", "met"):
         assert shown in timeline, shown
@@ -547,16 +603,88 @@ def test_every_kind_of_outcome_renders(tmp_path):
     assert data["headline"] == ("Failed: 3 of 5 checks failed (security 1, work queue 1, RPCs 1), "
                                 "1 of them with an error, 1 skipped")
     paths = ReportPaths.beside(tmp_path / "run.html")
-    paths.xml.write_text("<testsuites/>")  # pytest writes the JUnit file of a real run
     write(data, paths)
-    summary = well_formed(paths)
-    html = paths.html.read_text()
-    accepted = html[html.index("passed with accepted findings"):]
-    for shown in ("public.staff_notes", "read by the kiosk only", "2027-01-31"):
+    assert json.loads(paths.json.read_text())["verdict"] == "failed"
+    # what the suite hands pytest-html: the first screen and the findings, then each row's extra
+    screen = "".join(fragments.first_screen(data, [], paths)) + "".join(fragments.findings(data))
+    balanced(screen)
+    accepted = screen[screen.index("<h2>Accepted findings</h2>"):]
+    for shown in ("public.staff_notes", "read by the kiosk only", "2027-01-31", "rls_enabled:public.staff_notes"):
         assert shown in accepted, shown
-    assert "<th>details</th>" in html and "grantor: postgres" in html
-    assert "error in setup: psycopg.errors.QueryCanceled" in html and '<span class="pill error">error</span>' in html
-    assert "Falsifying example: state.call(order=v1, name=&#39;complete_filling&#39;" in html
-    markdown = paths.markdown.read_text()
+    for failed in ("test_no_write_grants_to_api_roles", "test_queue_stats_match[bannos]",
+                   "test_stage_machine_invariants"):
+        assert failed in screen
+    grants = next(c for c in data["checks"] if c["id"] == "test_no_write_grants_to_api_roles")["verdicts"][0]
+    extra = fragments.verdict_extra(grants)
+    balanced(extra)
+    assert "<th>details</th>" in extra and "grantor: postgres" in extra and "<strong>Fix:</strong> fix no_write_grants" in extra
+    setup = next(c for c in data["checks"] if c["id"] == "test_queue_stats_match[bannos]")
+    assert setup["outcome"] == "error" and "error in setup: psycopg.errors.QueryCanceled" in setup["message"]
+    markdown = postmortem.render(data, paths)
     assert "- **test_stage_machine_invariants** (RPCs): Falsifying example" in markdown
+    summary = data
     assert summary["verdict"] == "failed"
+
+
+# -- pytest-html's options, as it documents them ----------------------------------------------------
+def project_copy(clone) -> Path:
+    """A copy of the project (no virtual environment, no history): runs here may write into its
+    root and its reports/ as a user's runs would, without touching the user's."""
+    copy = clone.workdir / "project"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "reports", "*.egg-info", "__pycache__"))
+    return copy
+
+
+def html_options(clone) -> dict:
+    """A job for RunsAhead: the suite run with pytest-html's own options, in a project copy."""
+    copy = project_copy(clone)
+    (copy / "extra.css").write_text("/* a team's own style */ .ordak-verdict h1 { letter-spacing: 1px; }\n")
+    (copy / "somewhere").mkdir()
+    env = {"ORDAK_STAGING_DB_URL": clone.url}
+
+    def run(*args, name):
+        return run_suite("--env=staging", "tests/test_migrations.py", *args, env=env, workdir=clone.workdir / name,
+                         root=copy)
+    return {"copy": copy,
+            # as every pytest-html recipe writes it: a relative path, self-contained, a CSS file of one's own
+            "relative": run("--html=x.html", "--self-contained-html", "--css=extra.css", name="relative"),
+            "folder": run("--html=out/", name="folder"),
+            "existing": run("--html=somewhere", name="existing"),
+            "missing_css": run("--css=nope.css", name="missing_css")}
+
+
+def test_pytest_html_options_work_as_documented(ahead_run):
+    seen = ahead_run
+    copy, relative = seen["copy"], seen["relative"]
+    # --html (the harness also passes one; the last wins, as argparse has it) and --self-contained-html
+    assert relative.exit_code == 0, relative.output
+    html = (copy / "x.html").read_text()
+    assert "<style" in html and ".ordak-verdict" in html and "/* a team's own style */" in html
+    assert html.index(".ordak-verdict {") < html.index("/* a team's own style */"), "a user's --css comes after ours"
+    for suffix in (".json", ".md"):
+        assert (copy / "x.html").with_suffix(suffix).exists()
+    # the history of a relative --html lives in reports/, never in the project's root
+    assert not (copy / "history.jsonl").exists()
+    history = [json.loads(line)["report"] for line in (copy / "reports" / "history.jsonl").read_text().splitlines()]
+    assert "x.html" in history, history
+    # a folder given as --html gets a report named inside it, never a file named after the folder
+    for name, folder in (("folder", copy / "out"), ("existing", copy / "somewhere")):
+        run = seen[name]
+        assert run.exit_code == 0, run.output
+        assert folder.is_dir() and not (copy / "out.xml").exists() and not (copy / "somewhere.xml").exists()
+        (report,) = folder.glob("staging-*.html")
+        assert report.with_suffix(".json").exists() and report.with_suffix(".md").exists()
+    # a CSS file that is not there: one line, and the report still written
+    missing = seen["missing_css"]
+    errors = [line for line in missing.output.splitlines() if line.startswith("ERROR:")]
+    assert missing.exit_code == 4 and errors == [
+        "ERROR: --css nope.css: no such file; give the path of a CSS file to add to the report"], missing.output
+    assert "Traceback" not in missing.output and missing.report is not None
+
+
+def test_the_self_tests_leave_the_users_reports_alone(pytestconfig):
+    """`pytest selftests` verifies the suite, not an Ordak: its own report goes to a temp folder
+    (selftests/conftest.py), and every inner run writes into its own work folder."""
+    written = Path(pytestconfig.option.htmlpath).resolve()
+    assert not written.is_relative_to(ROOT.resolve() / "reports"), written
+    assert written.is_absolute() and Path(tempfile.gettempdir()) in written.parents
