@@ -230,11 +230,12 @@ def cannot_probe(target: Target) -> str | None:
 
 # -- idempotence -----------------------------------------------------------------------------
 def prepare(target: Target, conn, store: str, spec: dict, actors: dict[str, Actor]) -> str:
-    """An order on which the scenario's first call must act. A scenario that may clear the
-    assignee gets an assigned order: on an unassigned one, keeping, clearing and handing the
-    order to someone else could not be told apart."""
+    """An order on which the scenario's first call must act. Every scenario but one that sets
+    the assignee gets an assigned order: on an unassigned one, keeping, clearing and handing the
+    order to someone else could not be told apart (and a call that must keep the assignee would
+    never be seen clearing it)."""
     order_id = fresh_order(target, conn, store)
-    assigned = spec.get("assigned") or "assignee_id" in spec.get("may_clear", [])
+    assigned = spec.get("assigned") or "assignee_id" not in spec.get("sets", [])
     if "from" in spec or assigned:
         put_in_stage(conn, store, order_id, spec.get("from", "Filling"), started=spec["rpc"].startswith(("complete_", "qc_")),
                      assignee=actors["Staff"].user_id if assigned else None)

@@ -6,8 +6,11 @@ pointing at the clone: the same door a user opens. The outcome of every test id 
 run's JUnit XML, with its failure text.
 """
 
+import html
 import itertools
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -109,6 +112,22 @@ def run_suite(*args: str, env: dict[str, str], workdir: Path, hypothesis: bool =
                               capture_output=True, text=True, timeout=SUITE_TIMEOUT)
         code, output = done.returncode, done.stdout + done.stderr
     return SuiteRun(code, output, _outcomes(xml) if xml.exists() else {}, html if html.exists() else None)
+
+
+def report_rows(page: str) -> dict[str, list[dict]]:
+    """pytest-html's results, from the JSON blob its script renders the table from: test id ->
+    one entry per reported phase, each with its row cells, log and extras."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', page).group(1)
+    return json.loads(html.unescape(blob))["tests"]
+
+
+def cells(row: dict) -> dict[str, str]:
+    """A row's cells by column (result, testId, area, key, duration, links), as text."""
+    found = {}
+    for cell in row["resultsTableRow"]:
+        column = re.search(r'class="col-(\w+)"', cell).group(1)
+        found[column] = html.unescape(re.sub(r"<[^>]+>", "", cell))
+    return found
 
 
 def _outcomes(xml: Path) -> dict[str, Outcome]:

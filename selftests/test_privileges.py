@@ -10,7 +10,7 @@ own SQLSTATE and message first, in the terminal, the HTML, the JSON summary and 
 
 import json
 
-from selftests.harness import assert_outcomes, broken
+from selftests.harness import assert_outcomes, broken, report_rows
 
 POINTER = "see test_connected_role_privileges"
 
@@ -99,9 +99,12 @@ def test_a_revoked_rpc_leads_with_the_databases_cause_everywhere(ahead_run):
         assert check["cause"]["line"] == cause and check["cause"]["object"] == "get_queue"
         assert check["message"].startswith(cause) and "target = Target(" not in check["message"]
         assert "Traceback" not in check["message"] and "get_queue" in check["cause"]["traceback"]
-    html = run.report.read_text()
-    first = html.index("permission denied for function get_queue")
-    assert first < html.index("<summary>traceback</summary>"), "the cause comes before the traceback"
+    rows = report_rows(run.report.read_text())
+    for test in failing:  # pytest-html's row: the cause and fix as its extra, the traceback in its log after
+        (row,) = [r for r in rows[f"tests/test_queue.py::{test}"] if r["result"] == "Failed"]
+        (extra,) = row["extras"]
+        assert f"<code>{cause}</code>" in extra["content"] and "<strong>Fix:</strong> the role the query" in extra["content"]
+        assert row["log"].startswith(f"cause: {cause}") and "traceback:" in row["log"]
     postmortem = run.report.with_suffix(".md").read_text()
     did_not = postmortem.split("## What didn't")[1].split("##")[0]
     assert cause in did_not and "target = Target(" not in postmortem

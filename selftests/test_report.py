@@ -30,7 +30,7 @@ from checks.migrations import migration_files
 from checks.reference import MIGRATIONS_DIR
 from checks.summary import AREAS, ReportPaths, area_of, reserve
 from selftests import inner_runs
-from selftests.harness import NO_COMPARE, ROOT, broken, run_suite
+from selftests.harness import NO_COMPARE, ROOT, broken, cells, report_rows, run_suite
 
 # Read-only parts of the suite that measure every fact the first screen shows (~150 tests, seconds).
 PART = ("tests/test_schema.py", "tests/test_migrations.py", "tests/test_security.py",
@@ -70,22 +70,6 @@ def balanced(fragment: str) -> None:
     checker.feed(fragment)
     checker.close()
     assert not checker.problems and not checker.open, (checker.problems, checker.open)
-
-
-def report_rows(html: str) -> dict[str, list[dict]]:
-    """pytest-html's results, from the JSON blob its script renders the table from: test id ->
-    one entry per reported phase, each with its row cells, log and extras."""
-    blob = re.search(r'data-jsonblob="([^"]*)"', html).group(1)
-    return json.loads(markup.unescape(blob))["tests"]
-
-
-def cells(row: dict) -> dict[str, str]:
-    """A row's cells by column (result, testId, area, key, duration, links), as text."""
-    found = {}
-    for cell in row["resultsTableRow"]:
-        column = re.search(r'class="col-(\w+)"', cell).group(1)
-        found[column] = markup.unescape(re.sub(r"<[^>]+>", "", cell))
-    return found
 
 
 def well_formed(paths: ReportPaths) -> dict:
@@ -168,7 +152,7 @@ def test_passing_run_reports_the_verdict_and_the_facts(ahead_run):
                   "UTC", "staging", database, summary["suite"]["commit"], "--env=staging tests/test_schema.py",
                   "connected as"):
         assert shown in first_screen, shown
-    assert f"<title id=\"head-title\">PASSED · Ordak verification · staging" in html
+    assert "<title id=\"head-title\">PASSED · Ordak verification · staging" in html
     # pytest-metadata's table (Python, packages, plugins) is moved below the results table
     assert "#environment-header, #environment { order: 3; }" in html and "#results-table { order: 2; }" in html
     rows = report_rows(html)

@@ -184,8 +184,11 @@ FAULTS = {
                     "first call: changed the assignee: ", "it may only clear it (contract may_clear)"),
         MACHINE: ("complete_covering changed the assignee: ", "it may only clear it (contract may_clear)")}),
     # Its order in test_rpc_behaviour has no assignee to clear: the machine, which assigns, finds it.
+    # Every scenario that does not set the assignee acts on an assigned order (checks/rpc.py,
+    # prepare): clearing it shows on the first call, whatever the stage machine's search meets.
     "start_covering_clears_the_assignee": Fault(START_COVERING_UNASSIGNS, {
-        MACHINE: ("start_covering changed the assignee: ", " -> None; the contract does not let it change the assignee")}),
+        **per_store("test_repeat_changes_nothing", "start_covering",
+                    "first call: changed the assignee: ", " -> None; the contract does not let it change the assignee")}),
     "qc_return_keeps_packing_started": Fault(
         QC_RETURN.replace("'packing_start_ts = null, updated_at = now()", "'updated_at = now()"), {
             **per_store("test_repeat_changes_nothing", "qc_return_to_decorating",
