@@ -1,6 +1,6 @@
 """The drill: a real restore of a simulated production, rehearsed end to end.
 
-    production -> base backup -> workload (canaries) -> incident -> restore -> (the suite)
+    production -> base backup -> workload (canaries) -> incident -> restore -> integrity -> (the suite)
 
 `production` is an embedded cluster of its own holding the reference Ordak (a base backup of
 the cached reference cluster of its scale, its clock moved to now), with WAL archiving on.
@@ -9,7 +9,10 @@ The workload writes canary orders at known commit times; at the restore point it
 CREATE DATABASE: that copy, not derived from the backup or WAL under test, is
 "production as of the restore point" for --compare-to. The incident then damages production,
 and the restore builds a new cluster from the base backup and the archive (pitr) or from a
-pg_dump taken at the restore point (dump). The suite then runs against the restored cluster.
+pg_dump taken at the restore point (dump). Integrity: pg_amcheck reads every page of the
+restored copy's tables and indexes (checks.amcheck). The suite then runs against the restored
+cluster. A cold export given with --dump-file is restored and checked the same way, without the
+phases before the restore: there is no production to rehearse.
 
 Each phase prints one line when it starts and when it ends. A phase that fails stops the
 drill with one line naming the phase and why; every throwaway cluster and folder is removed
@@ -23,10 +26,11 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg
 
-from checks import pitr, recovery
+from checks import amcheck, cold_exports, pitr, recovery
 from checks.contract import contract
 from checks.embedded import EmbeddedServer, data_root
 from checks.environments import Environment
@@ -57,10 +61,16 @@ class Plan:
     # The restored copy's HTTP cron jobs would call Shopify at once: a person pauses them first.
     # False rehearses forgetting it (the suite must then name them).
     pause_http_cron: bool = True
+    dump_file: str | None = None  # a cold export to restore and verify instead of a rehearsed production
 
     def validate(self, stores: list[str]) -> tuple[str, str]:
         if self.mode not in MODES:
             raise SetupError(f"--drill-mode={self.mode}: expected one of {', '.join(MODES)}")
+        if self.dump_file is not None:
+            if self.mode != "dump":
+                raise SetupError(f"--dump-file restores a cold export (pg_dump): use it with --drill-mode=dump, "
+                                 f"not {self.mode}")
+            cold_exports.require_archive(Path(self.dump_file), "--dump-file", full=True)
         for name in ("restore_point", "recovery_target"):
             value = getattr(self, name)
             if value is not None and not OFFSET.match(value):
@@ -73,8 +83,11 @@ class Plan:
 
 
 def plan_from(rehearsal, scale: int | None, options: dict) -> Plan:
-    """The environment's [<env>.rehearsal] table, then the command line's options (those given)."""
+    """The environment's [<env>.rehearsal] table, then the command line's options (those given).
+    --dump-file makes it a dump drill unless --drill-mode says otherwise."""
     given = {**dict(rehearsal or {}), **{k: v for k, v in options.items() if v is not None}}
+    if options.get("dump_file") is not None and options.get("mode") is None:
+        given["mode"] = "dump"
     return Plan(scale=scale or Plan.scale, **given)
 
 
@@ -107,24 +120,29 @@ class Result:
     """What the suite and the drill's own checks need, as plain data (it travels to xdist workers)."""
     mode: str
     target_url: str
-    compare_url: str
+    compare_url: str | None  # production as of the restore point (None: a given cold export)
     restore_point: datetime
     recovery_target: datetime
-    incident: dict
+    incident: dict | None  # None: a given cold export, restored without a rehearsal
     timeline: list = field(default_factory=list)
     canaries: list = field(default_factory=list)
     source: dict = field(default_factory=dict)  # what the restore read, before and after: changed files
     phases: dict = field(default_factory=dict)  # phase -> seconds
     restore_errors: list = field(default_factory=list)  # statements pg_restore skipped (dump mode)
     http_cron_paused: list | None = None  # HTTP cron jobs paused on the restored copy (None: not done)
+    amcheck: dict | None = None  # pg_amcheck's result on the restored copy (checks.amcheck.pg_amcheck)
+    production_url: str | None = None  # production as it is now, after the incident: the replay list's side
+    dump_file: str | None = None  # the cold export restored (--dump-file)
 
     def record(self) -> dict:
         def plain(value):
             return value.isoformat() if isinstance(value, datetime) else value
         return {"mode": self.mode, "restore_point": plain(self.restore_point),
-                "recovery_target": plain(self.recovery_target), "incident": {k: plain(v) for k, v in self.incident.items()},
+                "recovery_target": plain(self.recovery_target),
+                "incident": {k: plain(v) for k, v in self.incident.items()} if self.incident is not None else None,
                 "canaries": [c.record() for c in self.canaries], "source": self.source, "phases": self.phases,
-                "restore_errors": self.restore_errors, "http_cron_paused": self.http_cron_paused}
+                "restore_errors": self.restore_errors, "http_cron_paused": self.http_cron_paused,
+                "amcheck": self.amcheck, "production_url": self.production_url, "dump_file": self.dump_file}
 
     @staticmethod
     def canaries_of(record: dict) -> list[Canary]:
@@ -148,30 +166,41 @@ class Drill:
         self.source: dict = {}
         self.restore_errors: list[str] = []
         self.http_cron_paused: list[str] | None = None
+        self.amcheck: dict | None = None
         self.closed = False
 
     # -- the whole drill --------------------------------------------------------------
     def run(self) -> Result:
         try:
-            self.phase("production", self.production)
-            if self.plan.mode == "pitr":
-                self.phase("base backup", self.base_backup)
-            self.phase("workload", self.workload)
-            self.phase("incident", self.incident)
-            self.phase("restore", self.restore)
+            if self.plan.dump_file is not None:
+                self.phase("restore", self.restore_given_dump)
+            else:
+                self.phase("production", self.production)
+                if self.plan.mode == "pitr":
+                    self.phase("base backup", self.base_backup)
+                self.phase("workload", self.workload)
+                self.phase("incident", self.incident)
+                self.phase("restore", self.restore)
+            self.phase("integrity", self.integrity)
         except BaseException:
             self.close()
             raise
-        return Result(self.plan.mode, self.restored_url, self.server.url(AS_OF_DB), _utc(self.restore_at),
-                      _utc(self.target_at), {"kind": self.incident_kind, "store": self.incident_store,
-                                             "what": INCIDENTS[self.incident_kind][0], "at": self.incident_at},
-                      self.timeline, self.canaries, self.source, self.phases, self.restore_errors,
-                      self.http_cron_paused)
+        rehearsed = self.plan.dump_file is None
+        return Result(
+            self.plan.mode, self.restored_url, self.server.url(AS_OF_DB) if rehearsed else None,
+            _utc(self.restore_at), _utc(self.target_at),
+            {"kind": self.incident_kind, "store": self.incident_store, "what": INCIDENTS[self.incident_kind][0],
+             "at": self.incident_at} if rehearsed else None,
+            self.timeline, self.canaries, self.source, self.phases, self.restore_errors, self.http_cron_paused,
+            amcheck=self.amcheck, production_url=self.production_url if rehearsed else None,
+            dump_file=self.plan.dump_file)
 
     @property
     def steps(self) -> list[str]:
+        if self.plan.dump_file is not None:
+            return ["restore", "integrity", "suite"]
         return ["production", *(["base backup"] if self.plan.mode == "pitr" else []), "workload", "incident",
-                "restore", "suite"]
+                "restore", "integrity", "suite"]
 
     def phase(self, name: str, work) -> None:
         number = f"[{self.steps.index(name) + 1}/{len(self.steps)}]"
@@ -355,7 +384,9 @@ class Drill:
             self.http_cron_paused = recovery.pause_http_cron_jobs(target)
         finally:
             target.close()
-        self.event("http_cron_jobs_paused", datetime.now(timezone.utc), jobs=", ".join(self.http_cron_paused) or "none")
+        if self.plan.dump_file is None:  # a given export has no timeline: no incident to measure from
+            self.event("http_cron_jobs_paused", datetime.now(timezone.utc),
+                       jobs=", ".join(self.http_cron_paused) or "none")
         return f"HTTP cron jobs paused first: {', '.join(self.http_cron_paused) or 'none'}"
 
     def _restore_pitr(self) -> str:
@@ -391,6 +422,36 @@ class Drill:
         self.restored_url = self.restored.url(RESTORED_DB)
         return (f"pg_restore into a fresh Supabase-shaped cluster; {len(skipped)} statement(s) skipped (objects "
                 f"the fresh project already has, platform schemas postgres does not own)")
+
+    def restore_given_dump(self) -> str:
+        """--dump-file: a cold export, restored as a dump drill restores its own (a fresh
+        Supabase-shaped cluster, pg_restore), from a copy: the given file is only read, and
+        checked unchanged afterwards. Its restore point is the time the export was taken."""
+        given = Path(self.plan.dump_file)
+        self.home.mkdir(parents=True)
+        pitr.own(self.home)
+        before = pitr.manifest(given)
+        toc = cold_exports.require_archive(given, "--dump-file")
+        self.restore_at = self.target_at = toc["created_at"].timestamp()
+        self.dump_file = self.home / "given.dump"
+        shutil.copyfile(given, self.dump_file)
+        self.dump_file.chmod(0o644)  # read by pg_restore as the server's user
+        detail = self._restore_dump()
+        self.source["dump"] = {"files": 1, "changed": pitr.changes(before, pitr.manifest(given))}
+        return (f"{given.name}, taken {toc['created_at']:%Y-%m-%d %H:%M:%S} UTC: {detail}; "
+                f"{self._pause_http_cron()}")
+
+    def integrity(self) -> str:
+        """pg_amcheck on every page of the restored copy's tables and indexes, before the suite
+        reads it (checks.amcheck); test_pages_verify names what it found."""
+        self.amcheck = result = amcheck.pg_amcheck(self.restored, RESTORED_DB,
+                                                   progress=lambda line: self.say(f"  {line}"))
+        found = len(result["corruptions"])
+        if self.timeline:
+            self.event("pages_verified", datetime.now(timezone.utc), corruptions=found)
+        verdict = "every page reads back sound" if not found else f"{found} CORRUPTION(S): see test_pages_verify"
+        return (f"{result['tool']}: {result['relations']} relations, {result['pages']:,} pages "
+                f"(heapallindexed: {', '.join(result['heapallindexed']) or 'none'}): {verdict}")
 
     # -- cleanup ------------------------------------------------------------------------
     def close(self) -> None:

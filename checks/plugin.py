@@ -59,6 +59,9 @@ def pytest_addoption(parser):
     group.addoption("--migrations-dir", default=None, metavar="PATH",
                     help="the app's supabase/migrations folder to compare with the database "
                          "(default: the reference's)")
+    group.addoption("--cold-exports", default=None, metavar="DIR",
+                    help="the folder of the runbook's cold exports (pg_dump -Fc files named with their date): the "
+                         "newest at most 7 days old, weekly for 4 weeks and monthly for 6 months, each one readable")
     drill = parser.getgroup("ordak-drill", "Ordak drill: a restore, its RTO and RPO")
     drill.addoption("--incident-at", default=None, metavar="ISO-8601",
                     help="a real drill: when the incident happened (opens the timeline; RTO and data loss are "
@@ -75,6 +78,9 @@ def pytest_addoption(parser):
     drill.addoption("--recovery-target", default=None, metavar="TIME",
                     help="--env=drill: the time the restore actually aims at, if not the restore point "
                          "(rehearses a restore to the wrong time)")
+    drill.addoption("--dump-file", default=None, metavar="FILE",
+                    help="--env=drill --drill-mode=dump: restore this cold export (pg_dump -Fc) into a throwaway "
+                         "cluster and verify it as a drill's restore")
 
 
 def _is_worker(config) -> bool:
@@ -206,12 +212,13 @@ def pytest_collection_modifyitems(config, items):
 
 def _options(config) -> Options:
     drill = {"mode": "drill_mode", "incident": "incident", "workload_seconds": "workload_seconds",
-             "restore_point": "restore_point", "recovery_target": "recovery_target"}
+             "restore_point": "restore_point", "recovery_target": "recovery_target", "dump_file": "dump_file"}
     return Options(env=config.getoption("env"), environments=_environments_path(config),
                    migrations_dir=config.getoption("migrations_dir"), restore_point=config.getoption("restore_point"),
                    compare_to=config.getoption("compare_to"), persist_smoke=config.getoption("persist_smoke"),
                    incident_at=config.getoption("incident_at"),
                    restore_started_at=config.getoption("restore_started_at"),
+                   cold_exports=config.getoption("cold_exports"),
                    drill={key: config.getoption(option) for key, option in drill.items()})
 
 
@@ -317,6 +324,18 @@ def timeline(pytestconfig) -> list:
 @pytest.fixture(scope="session")
 def persist_smoke(pytestconfig) -> bool:
     return pytestconfig.getoption("persist_smoke")
+
+
+@pytest.fixture(scope="session")
+def cold_exports(pytestconfig) -> Path:
+    """The folder of cold exports (--cold-exports); tests that ask for it run only when it is given."""
+    return Path(pytestconfig.getoption("cold_exports")).expanduser()
+
+
+@pytest.fixture(scope="session")
+def replay_file(pytestconfig) -> Path:
+    """Where the replay list goes: <report>-replay.csv, beside the HTML report (checks.replay)."""
+    return restore_run.replay_file(pytestconfig)
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from checks import options, restore_run
+from checks import cold_exports, options, restore_run
 from checks.data import Clock
 from checks.environments import Environment, load_dotenv_file, load_environments, read_only
 from checks.errors import SetupError
@@ -75,6 +75,7 @@ class Options:
     persist_smoke: bool = False
     incident_at: str | None = None
     restore_started_at: str | None = None
+    cold_exports: str | None = None  # the folder of cold exports (checks.cold_exports)
     drill: dict = field(default_factory=dict)  # --drill-mode, --incident, ... (checks.drill.plan_from)
 
 
@@ -85,6 +86,8 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
     load_dotenv_file(root / ".env")
     if given.migrations_dir:  # a folder the Supabase CLI would find migrations in, or one line
         require_migrations(given.migrations_dir)
+    if given.cold_exports:  # a folder that can be read, or one line
+        cold_exports.require_folder(given.cold_exports)
     environments = load_environments(given.environments)
     if given.env not in environments:
         raise SetupError(f"unknown environment '{given.env}'; known: {', '.join(environments)} "

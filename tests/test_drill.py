@@ -1,16 +1,20 @@
 """The restore itself (runbook: "capture the actual RTO measured"): on a restored copy, no
-pg_cron job calls out over HTTP (checked first: act on it before anything else); in a drill,
-the canaries, the data loss per store and the RTO against the runbook's objectives. Outside a
-restore these tests are deselected. Read-only."""
+pg_cron job calls out over HTTP (checked first: act on it before anything else), its pages
+read back sound (amcheck), and the Shopify orders to replay at cut-over are listed; in a
+drill, the canaries, the data loss per store and the RTO against the runbook's objectives.
+Outside a restore these tests are deselected. Read-only (the replay list is a file beside the
+report)."""
 
 from datetime import datetime, timezone
 
 import pytest
 
-from checks import recovery
+from checks import amcheck, recovery, replay
 from checks.contract import contract
 from checks.drill import Result
+from checks.environments import Environment
 from checks.plugin import expect_clean
+from checks.target import Target
 
 STORES = contract()["stores"]
 
@@ -20,10 +24,35 @@ def test_no_http_cron_jobs(target):
     expect_clean(recovery.http_cron_jobs(target))
 
 
+@pytest.mark.restore_target
+def test_pages_verify(target, drill):
+    """A drill ran pg_amcheck on its restored cluster (its "integrity" phase); a restored
+    project is checked read-only where the amcheck extension is installed."""
+    expect_clean(amcheck.pages_verify(drill["amcheck"]) if drill else amcheck.pages_verify_restored(target))
+
+
+@pytest.mark.restore_target
+def test_replay_list(target, clock, drill, compared_or_none, replay_file):
+    """Selected with a production to read (--compare-to; a drill's own, as it is after the
+    incident) and a restore point: the list starts there."""
+    if drill:
+        production = Target(Environment(name="production (drill, after the incident)", read_only=True),
+                            drill["production_url"])
+    else:
+        production = compared_or_none
+    try:
+        expect_clean(replay.replay_list(target, production, clock.at, replay_file))
+    finally:
+        if production is not compared_or_none:
+            production.close()
+
+
 @pytest.mark.urgent
 @pytest.mark.rehearsal
 @pytest.mark.parametrize("store", STORES)
 def test_canaries(target, store, drill):
+    if drill.get("dump_file"):
+        pytest.skip("a restored cold export (--dump-file) holds no canary orders: only a rehearsal writes them")
     expect_clean(recovery.canaries(target, store, Result.canaries_of(drill),
                                    datetime.fromisoformat(drill["restore_point"])))
 
