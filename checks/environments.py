@@ -21,7 +21,9 @@ from checks.core import Acceptance
 from checks.errors import SetupError
 
 ALWAYS_READ_ONLY = {"production"}
-SECRET_KEYS = {"db_url", "supabase_url", "anon_key", "service_role_key", "project_ref", "access_token"}
+SECRET_KEYS = {"db_url", "supabase_url", "anon_key", "service_role_key", "project_ref", "access_token",
+               # keys rotated out at cut-over: PostgREST must refuse them (checks.platform.rotated_key_refused)
+               "previous_anon_key", "previous_service_role_key"}
 # key -> (accepted types, description for the error message)
 _SCALARS = {
     "description": ((str,), "a string"),

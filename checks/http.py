@@ -203,6 +203,13 @@ class Client:
         return self._send("GET", f"{self._project}/rest/v1/{quote(table, safe='')}?select=id&limit=1", hints,
                           headers=_rest_headers(key), accept=_postgrest)
 
+    def rest_key_probe(self, table: str, key: str, hints: Hints) -> Answer:
+        """The same one-row select, with a key that may well be refused (a key rotated out): 200,
+        or the gateway's or PostgREST's 401/403 (404: PostgREST's own), comes back as an answer."""
+        return self._send("GET", f"{self._project}/rest/v1/{quote(table, safe='')}?select=id&limit=1", hints,
+                          headers=_rest_headers(key),
+                          accept=lambda a: a.status in (200, 206, 401, 403) or a.status == 404 and a.postgrest_error)
+
     # -- Storage ---------------------------------------------------------------------
     def storage_sign(self, bucket: str, path: str, key: str, hints: Hints) -> Answer:
         """POST /storage/v1/object/sign/{bucket}/{path} {"expiresIn": 60}: 200 with

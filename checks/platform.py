@@ -30,7 +30,11 @@ PARTS = {
     "photos": (("supabase_url",), "the photo checks (Storage objects are signed with secrets.service_role_key)"),
 }
 # Values never shown. The project URL and ref are names, not credentials: messages keep them.
-CREDENTIALS = ("db_url", "anon_key", "service_role_key", "access_token")
+CREDENTIALS = ("db_url", "anon_key", "service_role_key", "access_token", "previous_anon_key",
+               "previous_service_role_key")
+# Keys rotated out at cut-over (secrets.<name>): PostgREST must refuse each one. A test per key
+# the environment names; none where it names none (checks.restore_run.GIVEN).
+PREVIOUS_KEYS = ("previous_anon_key", "previous_service_role_key")
 # A Storage object's URL, or an image transformation of one (/render/image/...): either way the
 # object is signed and read through /storage/v1/object/sign/, never rendered (see photos_readable).
 _STORAGE_PATH = re.compile(r"/storage/v1/(?:object|render/image)/(?:(?:public|sign|authenticated)/)?([^/]+)/(.+)")
@@ -59,6 +63,10 @@ ANON_REST_RPC = Check("anon_rest_rpc", "over REST with the anon key, the read RP
                       "revoke execute on function public.<rpc> from public, anon; keep the staff check inside it")
 ANON_REST_TABLE = Check("anon_rest_table", "over REST with the anon key, the order table gives nothing",
                         "alter table <table> enable row level security; revoke select on <table> from anon")
+ROTATED_KEY = Check("rotated_key_refused", "a key rotated out at cut-over (secrets.previous_*) no longer opens the "
+                    "project: PostgREST refuses it with 401, while the current anon key is still accepted",
+                    "rotate the key out: in the project's Settings > API, roll the JWT secret (legacy keys) or revoke "
+                    "the key, then give the app and the Edge Functions the new keys and redeploy them")
 PHOTOS_READABLE = Check("photos_readable", "the newest QC photos answer 200 with an image (a Storage object is "
                         "signed first with the service role key)",
                         "restore the missing files (a restore to a new project copies no Storage objects) "
@@ -77,8 +85,11 @@ class Blocked(Exception):
 class Platform:
     """The HTTP side of one environment: its settings, one read-only client, the answers."""
 
-    def __init__(self, env: Environment):
+    def __init__(self, env: Environment, transport=None):
+        """transport: where the client's requests go after its guard (default: the network; a
+        self-test gives an httpx.MockTransport)."""
         self.env = env
+        self._transport = transport
         self._rest_health: Answer | HttpError | None = None
 
     # -- settings ------------------------------------------------------------------
@@ -132,7 +143,8 @@ class Platform:
     def client(self) -> Client:
         return Client(timeout=self.env.http_timeout, management_url=self.env.management_api_url,
                       project_url=self.project_url, read_rpcs=read_rpcs(),
-                      tables=[orders_table(s) for s in contract()["stores"]], secrets=self.credentials)
+                      tables=[orders_table(s) for s in contract()["stores"]], secrets=self.credentials,
+                      transport=self._transport)
 
     def close(self) -> None:
         if "client" in self.__dict__:
@@ -184,6 +196,12 @@ class Platform:
     def rest_rpc(self, rpc: str, args: dict) -> Answer:
         self.require_project_url()
         return self.client.rest_rpc(rpc, args, self._value("anon_key"), self._rest_hints())
+
+    def rest_with(self, key: str) -> Answer:
+        """The one-row select with secrets.<key> (the current anon key or a previous one), its
+        refusal an answer too: read-only, the key in the headers only, never in a message."""
+        self.require_project_url()
+        return self.client.rest_key_probe(orders_table(contract()["stores"][0]), self._value(key), self._rest_hints())
 
     def rest_health(self) -> Answer:
         """One request that needs nothing but a working PostgREST and anon key (a one-row
@@ -485,6 +503,60 @@ def _probe_arguments(target: Target, probe: dict) -> dict:
         order_id = target.scalar(f"select id from public.{orders_table(store)} order by created_at desc limit 1")
     fill = {"{store}": store, "{order_id}": order_id or f"{store}-1"}
     return {k: fill.get(v, v) if isinstance(v, str) else v for k, v in probe.items()}
+
+
+# -- keys rotated out at cut-over --------------------------------------------------------
+_ROTATE = {
+    "previous_anon_key": "roll the JWT secret (legacy keys) or disable the legacy anon key in the project's "
+                         "Settings > API, then redeploy the app with the new key (VITE_SUPABASE_ANON_KEY)",
+    "previous_service_role_key": "at once, since it bypasses row level security: roll the JWT secret (legacy keys) "
+                                 "or revoke the secret key in the project's Settings > API, then set the new one as "
+                                 "the Edge Functions' SUPABASE_SERVICE_ROLE_KEY and redeploy them",
+}
+
+
+def key_accepted(answer: Answer) -> bool:
+    """Whether the project ran the request as the key's role. A refusal of the key is a 401
+    from the gateway (no PostgREST code: "Invalid API key") or from PostgREST refusing the JWT
+    (PGRST3xx: bad signature, expired, wrong key). Any other answer got past the key: a 200,
+    or PostgREST's 401 42501 (a valid anon key whose role lacks the grant)."""
+    if answer.status != 401:
+        return True
+    code = str(answer.body.get("code") or "") if isinstance(answer.body, dict) else ""
+    return bool(code) and not code.startswith("PGRST3")
+
+
+def rotated_key_refused(platform: Platform, previous: str) -> Verdict:
+    """secrets.<previous> (a key rotated out at cut-over) is refused with 401, and the current
+    anon key is not: otherwise the 401 would prove nothing (a wrong URL refuses every key)."""
+    variable = platform._variable(previous)
+    if not platform.env.has_secret(previous):
+        return ROTATED_KEY.blocked(previous, f"{variable} is not set: export the key rotated out at cut-over (or "
+                                             f"put it in .env) to check that it stays refused")
+    try:
+        old = platform.rest_with(previous)
+        current = platform.rest_with("anon_key")
+    except HttpError as exc:
+        raise HttpError(f"{exc} (checking that {variable} is refused)") from None
+    table = orders_table(contract()["stores"][0])
+    violations, fixes = [], []
+    if platform._value(previous) == platform._value("anon_key"):
+        violations.append({"object": variable, "problem": f"holds the same key as {platform._variable('anon_key')}: "
+                                                           f"the key was never rotated"})
+        fixes.append(f"rotate it out: {_ROTATE[previous]}")
+    elif key_accepted(old):
+        violations.append({"object": variable, "problem": (
+            f"still accepted: GET /rest/v1/{table}?select=id&limit=1 with it answered {_said(old)}, not 401: the key "
+            f"rotated out at cut-over still opens the project")})
+        fixes.append(f"rotate it out: {_ROTATE[previous]}")
+    if not key_accepted(current):
+        violations.append({"object": platform._variable("anon_key"), "problem": (
+            f"the current anon key is refused too ({_said(current)}): a 401 for {variable} proves nothing while the "
+            f"project refuses every key")})
+        fixes.append(f"check that {platform._variable('anon_key')} holds the project's current anon key and "
+                     f"{platform._variable('supabase_url')} its URL (Settings > API)")
+    return ROTATED_KEY.verdict(previous, violations, fix="; ".join(fixes) or None, previous_key_answer=_said(old),
+                               current_anon_key_answer=_said(current))
 
 
 # -- photos -----------------------------------------------------------------------------

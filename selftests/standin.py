@@ -21,6 +21,11 @@ REF = "ordakstandinref00001"
 ACCESS_TOKEN = "sbp_standin_token_5f1d2c3b4a"
 ANON_KEY = "eyJstandin.anon-key.9c8b7a"
 SERVICE_ROLE_KEY = "eyJstandin.service-role-key.1a2b3c"
+# Keys rotated out at cut-over: PostgREST, which no longer holds the secret that signed them,
+# refuses them as it refuses any JWT with a bad signature (BAD_JWT), unless a self-test says the
+# rotation was never done (StandIn.still_accepted).
+PREVIOUS_ANON_KEY = "eyJstandin.previous-anon-key.4d5e6f"
+PREVIOUS_SERVICE_ROLE_KEY = "eyJstandin.previous-service-role-key.7a8b9c"
 READ_RPCS = ("get_queue", "get_unassigned_counts", "get_queue_stats", "get_order_for_scan")
 # The smallest JPEG header a browser would sniff: enough for a photo host to serve.
 JPEG = bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffd9")
@@ -60,6 +65,12 @@ def healthy_backups(now: datetime | None = None) -> dict:
     }
 
 
+def bad_jwt() -> "Reply":
+    """PostgREST's answer to a JWT whose signature it cannot verify (PGRST301)."""
+    return Reply(401, {"code": "PGRST301", "details": None, "hint": None, "message": "JWSError JWSInvalidSignature"},
+                 {"WWW-Authenticate": 'Bearer error="invalid_token", error_description="JWSError JWSInvalidSignature"'})
+
+
 def lint(cache_key: str, *, table: str = "notes", level: str = "ERROR") -> dict:
     """A security advisor lint, shaped as splinter (which the advisor runs) reports one."""
     return {"name": "rls_disabled_in_public", "title": "RLS Disabled in Public", "level": level,
@@ -76,6 +87,7 @@ class StandIn:
         self.migrations = [{"version": p.name.split("_", 1)[0], "name": p.stem.split("_", 1)[1]}
                            for p in sorted(Path(migrations_dir).glob("*.sql"))]
         self.requests: list[Seen] = []
+        self.still_accepted: set[str] = set()  # previous keys the project still takes (a rotation not done)
         self._overrides: list[tuple[str, str, re.Pattern, object]] = []
         self._lock = threading.Lock()
         self._servers = {name: _server(self, name) for name in ("management", "project", "photos")}
@@ -137,9 +149,15 @@ class StandIn:
             return Reply(200, {"signedURL": f"/object/sign/{parts.path[len('/storage/v1/object/sign/'):]}"
                                             f"?token={_token(obj)}"})
         if parts.path.startswith("/rest/v1/"):
-            if headers.get("apikey") != ANON_KEY or headers.get("authorization") != f"Bearer {ANON_KEY}":
+            key = headers.get("apikey")
+            previous = key in (PREVIOUS_ANON_KEY, PREVIOUS_SERVICE_ROLE_KEY)
+            if previous and key not in self.still_accepted and headers.get("authorization") == f"Bearer {key}":
+                return bad_jwt()
+            if key not in (ANON_KEY, *self.still_accepted) or headers.get("authorization") != f"Bearer {key}":
                 return Reply(401, {"message": "Invalid API key",
                                    "hint": "Double check your Supabase `anon` or `service_role` API key."})
+            if key == PREVIOUS_SERVICE_ROLE_KEY and method == "GET":  # service_role bypasses RLS
+                return Reply(200, [{"id": "bannos-24112"}], {"Content-Range": "0-0/*"})
             rpc = re.fullmatch(r"/rest/v1/rpc/(\w+)", parts.path)
             if rpc and method == "POST":  # Ordak revokes execute from anon: PostgREST answers 401
                 return Reply(401, {"code": "42501", "details": None, "hint": None,

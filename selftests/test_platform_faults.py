@@ -15,11 +15,11 @@ import pytest
 
 from checks.reference import MIGRATIONS_DIR
 from selftests.harness import assert_outcomes
-from selftests.standin import (ACCESS_TOKEN, ANON_KEY, REF, SERVICE_ROLE_KEY, Reply, StandIn,
-                               healthy_backups, iso, lint)
+from selftests.standin import (ACCESS_TOKEN, ANON_KEY, PREVIOUS_ANON_KEY, PREVIOUS_SERVICE_ROLE_KEY, REF,
+                               SERVICE_ROLE_KEY, Reply, StandIn, healthy_backups, iso, lint)
 
 PART = "tests/test_platform.py"
-SECRETS = (ACCESS_TOKEN, ANON_KEY, SERVICE_ROLE_KEY)
+SECRETS = (ACCESS_TOKEN, ANON_KEY, SERVICE_ROLE_KEY, PREVIOUS_ANON_KEY, PREVIOUS_SERVICE_ROLE_KEY)
 PLATFORM_TESTS = {
     "test_pitr_enabled", "test_pitr_window", "test_pitr_latest_restore_point_recent", "test_backup_recent",
     "test_no_failed_backup_after_last_completed", "test_api_migrations_match_git", "test_security_advisor[none]",
@@ -61,12 +61,14 @@ def photo_setup(standin: StandIn, storage: bool = False) -> list[str]:
     return setup
 
 
-def platform_run(*sql: str, storage: bool = False, overrides=(), args=(), **options):
+def platform_run(*sql: str, storage: bool = False, overrides=(), args=(), still_accepted=(), **options):
     """A job for RunsAhead: a stand-in of its own with overrides (server, method, path, reply),
     its clone's photos served by it, sql applied (formatted with the stand-in's {photos} and {project} URLs),
-    then run_platform(*args, **options). Returns the run and the stand-in (closed, its log kept)."""
+    then run_platform(*args, **options). Returns the run and the stand-in (closed, its log kept).
+    still_accepted: previous keys the stand-in's project still takes (a rotation not done)."""
     def job(clone):
         with StandIn(MIGRATIONS_DIR) as standin:
+            standin.still_accepted.update(still_accepted)
             for override in overrides:
                 standin.override(*override)
             for statement in [*photo_setup(standin, storage),
@@ -112,10 +114,19 @@ def runs_ahead() -> dict:
         **{f"test_a_photo_on_the_projects_origin_is_not_fetched[{name}]": platform_run(*sql)
            for name, sql in NOT_FETCHED.items()},
         "test_a_storage_render_url_is_read_as_its_object": platform_run(RENDER_URL, storage=True),
-        "test_a_management_api_url_ending_in_v1_is_refused": platform_run(management_path="/v1")}
+        "test_a_management_api_url_ending_in_v1_is_refused": platform_run(management_path="/v1"),
+        "test_rotated_keys_are_refused_while_the_current_one_is_accepted": platform_run(
+            args=ROTATED_ONLY, secrets_extra=ROTATED_SECRETS, **PREVIOUS_VARIABLES),
+        **{f"test_a_rotated_key_still_accepted_is_named[{key}]": platform_run(
+            args=ROTATED_ONLY, secrets_extra=ROTATED_SECRETS, still_accepted=(value,), **PREVIOUS_VARIABLES)
+           for key, value in PREVIOUS.items()},
+        "test_a_previous_key_named_but_unset_skips_naming_its_variable": platform_run(
+            args=ROTATED_ONLY, secrets_extra=ROTATED_SECRETS,
+            ORDAK_STAGING_PREVIOUS_ANON_KEY=PREVIOUS_ANON_KEY)}
 
 
-def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2, management_path: str = "") -> str:
+def environments_file(path, standin: StandIn, extra: str = "", http_timeout: float = 2, management_path: str = "",
+                      secrets_extra: str = "") -> str:
     path.write_text(f"""
 [staging]
 description = "staging, served by the Supabase stand-in"
@@ -128,17 +139,17 @@ anon_key = "ORDAK_STAGING_ANON_KEY"
 service_role_key = "ORDAK_STAGING_SERVICE_ROLE_KEY"
 project_ref = "ORDAK_STAGING_PROJECT_REF"
 access_token = "SUPABASE_ACCESS_TOKEN"
-{extra}""")
+{secrets_extra}{extra}""")
     return str(path)
 
 
 def run_platform(clone, standin, *args, extra_toml: str = "", http_timeout: float = 2, management_path: str = "",
-                 **variables):
+                 secrets_extra: str = "", **variables):
     """Runs tests/test_platform.py against clone and the stand-in; variables override the
     healthy secrets (e.g. SUPABASE_ACCESS_TOKEN="wrong"); management_path is appended to the
     stand-in's management_api_url."""
     envs = environments_file(clone.workdir.parent / f"{clone.name}-envs{clone.runs}.toml", standin, extra_toml,
-                             http_timeout, management_path)
+                             http_timeout, management_path, secrets_extra)
     secrets = {"ORDAK_STAGING_SUPABASE_URL": standin.url("project"), "ORDAK_STAGING_ANON_KEY": ANON_KEY,
                "ORDAK_STAGING_SERVICE_ROLE_KEY": SERVICE_ROLE_KEY, "ORDAK_STAGING_PROJECT_REF": REF,
                "SUPABASE_ACCESS_TOKEN": ACCESS_TOKEN, **variables}
@@ -509,3 +520,46 @@ def test_a_management_api_url_ending_in_v1_is_refused(ahead_run):
     assert "check ORDAK_STAGING_PROJECT_REF" not in run.output
     assert run.report.exists()
     assert standin.requests == [], "nothing is asked of an API the file names wrongly"
+
+
+# -- keys rotated out at cut-over (runbook, Cut Over Production: "Rotate keys") ----------------------
+ROTATED_SECRETS = ('previous_anon_key = "ORDAK_STAGING_PREVIOUS_ANON_KEY"\n'
+                   'previous_service_role_key = "ORDAK_STAGING_PREVIOUS_SERVICE_ROLE_KEY"\n')
+PREVIOUS = {"previous_anon_key": PREVIOUS_ANON_KEY, "previous_service_role_key": PREVIOUS_SERVICE_ROLE_KEY}
+PREVIOUS_VARIABLES = {"ORDAK_STAGING_PREVIOUS_ANON_KEY": PREVIOUS_ANON_KEY,
+                      "ORDAK_STAGING_PREVIOUS_SERVICE_ROLE_KEY": PREVIOUS_SERVICE_ROLE_KEY}
+ROTATED_ONLY = (PART, "-k", "rotated_key or rest_api_answers")
+ROTATED_TESTS = {f"test_rotated_key_refused[{key}]" for key in PREVIOUS}
+
+
+def test_rotated_keys_are_refused_while_the_current_one_is_accepted(ahead_run):
+    """Each previous key gets PostgREST's 401 for a bad JWT; the current anon key still its 200.
+    Only the one-row GET is sent with a previous key, and no key is printed (run_platform)."""
+    run, standin = ahead_run
+    assert_outcomes(run, {})
+    assert run.with_status("passed") == ROTATED_TESTS | {"test_rest_api_answers"}, run.output
+    for key in PREVIOUS:
+        assert f"test_rotated_key_refused[{key}]: previous_key_answer=401 PGRST301, current_anon_key_answer=200" \
+            in run.output
+    with_previous = [r for r in standin.requests if r.headers.get("apikey") in PREVIOUS.values()]
+    assert len(with_previous) == 2 and all(
+        r.method == "GET" and r.path == "/rest/v1/orders_bannos?select=id&limit=1" for r in with_previous), with_previous
+
+
+@pytest.mark.parametrize("key", PREVIOUS)
+def test_a_rotated_key_still_accepted_is_named(ahead_run, key):
+    run, _ = ahead_run
+    variable = f"ORDAK_STAGING_{key.upper()}"
+    assert_outcomes(run, {f"test_rotated_key_refused[{key}]": (
+        f"{variable}: still accepted: GET /rest/v1/orders_bannos?select=id&limit=1 with it answered 200, not 401",
+        "fix: rotate it out: " + ("at once, since it bypasses row level security" if "service" in key
+                                  else "roll the JWT secret (legacy keys) or disable the legacy anon key"))})
+    other = next(k for k in PREVIOUS if k != key)
+    assert run.outcome(f"test_rotated_key_refused[{other}]").status == "passed"
+
+
+def test_a_previous_key_named_but_unset_skips_naming_its_variable(ahead_run):
+    run, _ = ahead_run
+    assert_outcomes(run, {}, {"test_rotated_key_refused[previous_service_role_key]"})
+    assert "ORDAK_STAGING_PREVIOUS_SERVICE_ROLE_KEY is not set: export the key rotated out at cut-over" in \
+        run.outcome("test_rotated_key_refused[previous_service_role_key]").message

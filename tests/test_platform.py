@@ -1,6 +1,7 @@
 """Supabase platform over HTTP (runbook: weekly check 1 "PITR window is 7 days", migrations
-vs Git, the anon key's reach, post-restore "photos readable"). Read-only: the HTTP client
-only reads. Each part skips, naming what to set, on an environment without its settings."""
+vs Git, the anon key's reach, the keys rotated at cut-over, post-restore "photos readable").
+Read-only: the HTTP client only reads. Each part skips, naming what to set, on an environment
+without its settings; a rotated key is checked only where the environment names it."""
 
 import pytest
 
@@ -52,6 +53,13 @@ def test_anon_rest_read_rpc(rest_platform, target, rpc):
 @pytest.mark.parametrize("store", contract()["stores"])
 def test_anon_rest_cannot_read_orders(rest_platform, store):
     expect_clean(platform.anon_rest_table(rest_platform, store))
+
+
+# -- keys rotated out at cut-over (runbook, Cut Over Production: "Rotate keys") --------------
+@pytest.mark.parametrize("previous_key", platform.PREVIOUS_KEYS)
+def test_rotated_key_refused(rest_platform, previous_key):
+    """Deselected unless the environment names that key (secrets.previous_anon_key, ...)."""
+    expect_clean(platform.rotated_key_refused(rest_platform, previous_key))
 
 
 # -- photos ---------------------------------------------------------------------------------
