@@ -11,6 +11,7 @@ from before its newest order: the copy holds the damage (a restore past the inci
 the wrong backup), and only an earlier point can bring them back.
 """
 
+import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -70,12 +71,20 @@ class Difference:
     newest_here: datetime | None = None  # this side's newest order, whenever created
 
 
+_DIGESTS: "weakref.WeakKeyDictionary[Target, dict[tuple, dict]]" = weakref.WeakKeyDictionary()
+
+
 def daily_digests(target: Target, store: str, until: datetime) -> dict:
-    rows = target.query(sql.SQL(
-        "select (created_at at time zone 'UTC')::date as day, count(*) as orders, "
-        " sum(hashtextextended(id, 0)::numeric) as checksum "
-        "from {} where created_at <= %s group by 1").format(sql.Identifier("public", orders_table(store))), (until,))
-    return {r["day"]: (r["orders"], r["checksum"]) for r in rows}
+    """Per UTC day up to `until`: (orders, checksum). One pass over the store, kept for the run:
+    the count check and the day-by-day comparison both read it."""
+    found = _DIGESTS.setdefault(target, {})
+    if (store, until) not in found:
+        rows = target.query(sql.SQL(
+            "select (created_at at time zone 'UTC')::date as day, count(*) as orders, "
+            " sum(hashtextextended(id, 0)::numeric) as checksum "
+            "from {} where created_at <= %s group by 1").format(sql.Identifier("public", orders_table(store))), (until,))
+        found[(store, until)] = {r["day"]: (r["orders"], r["checksum"]) for r in rows}
+    return found[(store, until)]
 
 
 def day_ids(target: Target, store: str, day, until: datetime) -> dict[str, datetime]:
@@ -158,9 +167,8 @@ def count_vs_compared(target: Target, other: Target, store: str, until: datetime
     blocker = catalog.missing_table(target, orders_table(store)) or catalog.missing_table(other, orders_table(store))
     if blocker:
         return COUNT.blocked(store, blocker)
-    query = sql.SQL("select count(*) from {} where created_at <= %s").format(
-        sql.Identifier("public", orders_table(store)))
-    ours, theirs = target.scalar(query, (until,)), other.scalar(query, (until,))
+    # Each side's daily digests (which the day-by-day comparison reads too) hold its count.
+    ours, theirs = (sum(n for n, _ in daily_digests(side, store, until).values()) for side in (target, other))
     violations = []
     if theirs and ours < min_share * theirs:
         violations.append({"object": f"public.{orders_table(store)}", "problem": (

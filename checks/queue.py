@@ -5,12 +5,16 @@ Each RPC question costs a fixed number of calls, whatever the size of the store:
 own total_count against the table's count, and a bounded sample compared row by row. Walking
 the whole queue page by page (to name every missing order) is the deep option, for drills."""
 
+import weakref
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+import psycopg
 from psycopg import sql
 
-from checks import catalog, privileges
+from checks import catalog, data, privileges
 from checks.contract import contract, orders_table, runbook_holds, runbook_says, stages
+from checks.contract import thresholds as thresholds_of
 from checks.core import Check
 from checks.target import Target, call
 
@@ -141,14 +145,90 @@ def as_staff_blocker(target: Target, name: str, store: str) -> str | None:
     return privileges.blocker(target, "SET ROLE authenticated")
 
 
+# -- one snapshot per store: the table's counts and the RPCs' answers -------------------------
+# The three queue checks of a store share one transaction (one snapshot, so that the table's
+# truth and the RPCs' answers agree in time): the run's one pass over the store's orders for
+# every count (checks.data.count_query), then each RPC, called as staff, in a savepoint of its
+# own, so that one that raises fails its own check and no other. Kept for the run.
+QUEUE_RPCS = ("get_queue", "get_unassigned_counts", "get_queue_stats")
+_SNAPSHOTS: "weakref.WeakKeyDictionary[Target, dict[str, Snapshot]]" = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class Snapshot:
+    counts: dict
+    sample: int
+    answers: dict = field(default_factory=dict)  # RPC -> its rows, or the error it raised
+    truth: dict = field(default_factory=dict)  # the ids get_queue listed -> {id, stage, pos}
+
+
+def snapshot(target: Target, store: str) -> Snapshot:
+    """The store's counts and the queue RPCs' answers (those that can be called), in one snapshot."""
+    found = _SNAPSHOTS.setdefault(target, {})
+    if store in found:
+        return found[store]
+    callable_ = [name for name in QUEUE_RPCS if as_staff_blocker(target, name, store) is None]
+    user, sample = staff_user(target), int(thresholds_of(target.env.thresholds)["queue_sample_size"])
+    rules = contract()["queue"]
+    table, pos = sql.Identifier("public", orders_table(store)), sql.SQL(rules["point_of_sale"])
+    with target.rolled_back() as conn:
+        taken = Snapshot(data.tally(conn.execute(data.count_query(store)).fetchall()), sample)
+        if callable_:
+            with target.as_staff(conn, user["user_id"], user["email"]):
+                for name in callable_:
+                    try:
+                        with conn.transaction():  # a savepoint: an RPC that raises leaves the others theirs
+                            taken.answers[name] = _ask(conn, name, store, sample)
+                    except psycopg.Error as exc:
+                        taken.answers[name] = exc
+        listed = taken.answers.get("get_queue")
+        if isinstance(listed, tuple):
+            taken.truth = _truth(conn, table, pos, [r["id"] for r in listed[0] + listed[1]])
+    data.remember_counts(target, store, taken.counts)
+    found[store] = taken
+    return taken
+
+
+def _ask(conn, name: str, store: str, sample: int):
+    if name == "get_queue":  # the queue's first page, and the Complete tab's
+        return (call(conn, "get_queue", p_store=store, p_limit=sample),
+                call(conn, "get_queue", p_store=store, p_stage="Complete", p_limit=sample))
+    return call(conn, name, p_store=store)
+
+
+def _truth(conn, table, pos, ids: list[str]) -> dict:
+    return {r["id"]: r for r in conn.execute(sql.SQL(
+        "select id, stage::text as stage, {pos} as pos from {t} where id = any(%s)").format(pos=pos, t=table),
+        (sorted(set(ids)),)).fetchall()}
+
+
+def _answer(taken: Snapshot, name: str):
+    answer = taken.answers[name]
+    if isinstance(answer, BaseException):
+        raise answer
+    return answer
+
+
 def get_queue(target: Target, store: str, thresholds: dict, deep: bool = False):
     """A fixed number of calls: the queue's first page, the Complete tab's first page, and the
     table's own counts, in one snapshot. `deep` also walks every page, naming missing orders."""
     blocker = as_staff_blocker(target, "get_queue", store)
     if blocker:
         return GET_QUEUE.blocked(store, blocker)
-    user, sample = staff_user(target), int(thresholds["queue_sample_size"])
-    rules = contract()["queue"]
+    sample = int(thresholds["queue_sample_size"])
+    taken = snapshot(target, store)
+    if deep or taken.sample != sample:
+        return _get_queue_alone(target, store, sample, deep)
+    first, complete_tab = _answer(taken, "get_queue")
+    listed = [r["id"] for r in first + complete_tab]
+    counts = {"open": taken.counts["open"], "complete": taken.counts["complete"]}
+    return GET_QUEUE.verdict(store, _queue_problems(store, counts, first, complete_tab, listed, taken.truth, None, {}),
+                             listed=first[0]["total_count"] if first else 0)
+
+
+def _get_queue_alone(target: Target, store: str, sample: int, deep: bool):
+    """get_queue in a snapshot of its own: for --deep-queue, which walks every page."""
+    user, rules = staff_user(target), contract()["queue"]
     table, pos, complete = (sql.Identifier("public", orders_table(store)), sql.SQL(rules["point_of_sale"]),
                             sql.SQL(rules["complete"]))
     with target.rolled_back() as conn:  # one snapshot: the table's truth and the RPC's answers agree in time
@@ -160,9 +240,7 @@ def get_queue(target: Target, store: str, thresholds: dict, deep: bool = False):
             complete_tab = call(conn, "get_queue", p_store=store, p_stage="Complete", p_limit=sample)
             walked = _page_through(conn, store, sample) if deep else None
         listed = [r["id"] for r in first + complete_tab] + (walked[0] if deep else [])
-        truth = {r["id"]: r for r in conn.execute(sql.SQL(
-            "select id, stage::text as stage, {pos} as pos from {t} where id = any(%s)").format(pos=pos, t=table),
-            (sorted(set(listed)),)).fetchall()}
+        truth = _truth(conn, table, pos, listed)
         queue = {r["id"]: r["stage"] for r in conn.execute(sql.SQL(
             "select id, stage::text as stage from {} where not ({})").format(table, pos))} if deep else {}
     return GET_QUEUE.verdict(store, _queue_problems(store, counts, first, complete_tab, listed, truth, walked, queue),
@@ -228,13 +306,9 @@ def unassigned_counts(target: Target, store: str):
     blocker = as_staff_blocker(target, "get_unassigned_counts", store)
     if blocker:
         return UNASSIGNED.blocked(store, blocker)
-    user = staff_user(target)
-    with target.rolled_back() as conn:
-        with target.as_staff(conn, user["user_id"], user["email"]):
-            answered = {r["stage"]: r["count"] for r in call(conn, "get_unassigned_counts", p_store=store)}
-        truth = {r["stage"]: r["n"] for r in conn.execute(sql.SQL(
-            "select stage::text as stage, count(*) as n from {} where assignee_id is null and stage <> 'Complete' "
-            "group by 1").format(sql.Identifier("public", orders_table(store)))).fetchall()}
+    taken = snapshot(target, store)
+    answered = {r["stage"]: r["count"] for r in _answer(taken, "get_unassigned_counts")}
+    truth = taken.counts["unassigned"]
     violations = [{"object": f"get_unassigned_counts('{store}')",
                    "problem": f"{stage}: says {answered.get(stage, 0)}, the table has {truth.get(stage, 0)}"}
                   for stage in stages()[:-1] if answered.get(stage, 0) != truth.get(stage, 0)]
@@ -248,14 +322,8 @@ def queue_stats(target: Target, store: str):
     if blocker:
         return STATS.blocked(store, blocker)
     expected_columns = contract()["queue"]["stats"]
-    user = staff_user(target)
-    with target.rolled_back() as conn:
-        with target.as_staff(conn, user["user_id"], user["email"]):
-            answered = call(conn, "get_queue_stats", p_store=store)
-        truth = conn.execute(sql.SQL("select {} from {}").format(
-            sql.SQL(", ").join(sql.SQL("count(*) filter (where {}) as {}").format(sql.SQL(rule), sql.Identifier(name))
-                               for name, rule in expected_columns.items()),
-            sql.Identifier("public", orders_table(store)))).fetchone()
+    taken = snapshot(target, store)
+    answered, truth = _answer(taken, "get_queue_stats"), taken.counts["stats"]
     if len(answered) != 1:
         return STATS.verdict(store, [{"object": f"get_queue_stats('{store}')",
                                       "problem": f"returned {len(answered)} rows, not one"}])
