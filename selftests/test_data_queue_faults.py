@@ -6,7 +6,7 @@ fail, naming the orders, jobs or values at fault.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import pytest
@@ -26,6 +26,7 @@ class Fault:
     skips: frozenset[str] = NO_COMPARE
     as_admin: bool = False
     restore_point_now: bool = False
+    absent: dict[str, tuple[str, ...]] = field(default_factory=dict)  # test -> what its message must not say
 
 
 FIRST_PACKING_BANNOS = "(select id from public.orders_bannos where stage = 'Packing' order by id limit 1)"
@@ -94,6 +95,32 @@ FAULTS = {
         {"test_stage_events_present[bannos]": (
             "bannos-18001: completed Packing but stage_events has no 'complete' event for it",
             "or an Admin closed it from Packing with mark_order_complete")}),
+    # The stage rules read a store's events by store: events filed under the other store are
+    # no trail of this store's order (and no finding of the other store, which has no such order).
+    "order_with_events_filed_under_the_other_store": Fault(
+        f"update public.stage_events set store = 'flourlane' where store = 'bannos' and order_id = {PACKED_BANNOS}",
+        {"test_stage_events_present[bannos]": (
+            "bannos-18001: completed Filling but stage_events has no 'complete' event for it",
+            "bannos-18001: completed Decorating but", "bannos-18001: completed Packing but")}),
+    # An order gone with its events left behind, beside an order that lost one event: events
+    # of no order are no finding of the stage rules, and are not taken for its neighbour's.
+    "events_of_a_missing_order_beside_an_order_that_lost_one": Fault(
+        "delete from public.orders_flourlane where id = 'flourlane-24002';"
+        "delete from public.stage_events where store = 'flourlane' and order_id = 'flourlane-24003'"
+        " and stage = 'Covering' and event_type = 'complete'",
+        {"test_stage_events_present[flourlane]": (
+            "flourlane-24003: completed Covering but stage_events has no 'complete' event for it",)},
+        absent={"test_stage_events_present[flourlane]": ("flourlane-24002", "flourlane-24001", "flourlane-24004")}),
+    # Without its unique index, nothing keeps two rows from carrying one id: the sibling rule
+    # counts the ids itself then (with the index, no id can appear twice).
+    "duplicated_id_without_the_unique_index": Fault(
+        "alter table public.orders_bannos drop constraint orders_bannos_id_key;"
+        "create temporary table twice as select * from public.orders_bannos where id = 'bannos-18017-B';"
+        "update twice set row_id = gen_random_uuid();"
+        "insert into public.orders_bannos select * from twice",
+        {"test_no_shopify_duplicates[bannos]": (
+            "bannos-18017-A, bannos-18017-B, bannos-18017-B: share shopify_order_id 5200000000017",
+            "share shopify_order_gid gid://shopify/Order/5200000000017", "the same suffix appears twice")}),
     "order_in_production_lost_an_event": Fault(
         f"delete from public.stage_events where store = 'bannos' and order_id = {FIRST_PACKING_BANNOS}"
         " and stage = 'Filling' and event_type = 'complete'",
@@ -176,6 +203,9 @@ def runs_ahead() -> dict:
 def test_fault_is_caught(ahead_run, name):
     fault = FAULTS[name]
     assert_outcomes(ahead_run, fault.fails, fault.skips)
+    for test, fragments in fault.absent.items():
+        message = ahead_run.outcome(test).message
+        assert not [f for f in fragments if f in message], message
 
 
 @pytest.mark.parametrize("name", NOTED)
