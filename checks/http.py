@@ -198,17 +198,13 @@ class Client:
         return self._send("POST", f"{self._project}/rest/v1/rpc/{quote(name, safe='')}", hints,
                           headers=_rest_headers(key), json=args, accept=_postgrest)
 
-    def rest_select_one(self, table: str, key: str, hints: Hints) -> Answer:
-        """GET /rest/v1/{table}?select=id&limit=1: 200, or PostgREST refusing."""
+    def rest_select_one(self, table: str, key: str, hints: Hints, *, refusal_answers: bool = False) -> Answer:
+        """GET /rest/v1/{table}?select=id&limit=1: 200, or PostgREST refusing. refusal_answers:
+        any 401 or 403 comes back as an answer too, the gateway's included (a key rotated out
+        is expected to be refused: checks.platform.rotated_key_refused)."""
+        accept = (lambda a: a.status in (200, 206, 401, 403) or _postgrest(a)) if refusal_answers else _postgrest
         return self._send("GET", f"{self._project}/rest/v1/{quote(table, safe='')}?select=id&limit=1", hints,
-                          headers=_rest_headers(key), accept=_postgrest)
-
-    def rest_key_probe(self, table: str, key: str, hints: Hints) -> Answer:
-        """The same one-row select, with a key that may well be refused (a key rotated out): 200,
-        or the gateway's or PostgREST's 401/403 (404: PostgREST's own), comes back as an answer."""
-        return self._send("GET", f"{self._project}/rest/v1/{quote(table, safe='')}?select=id&limit=1", hints,
-                          headers=_rest_headers(key),
-                          accept=lambda a: a.status in (200, 206, 401, 403) or a.status == 404 and a.postgrest_error)
+                          headers=_rest_headers(key), accept=accept)
 
     # -- Storage ---------------------------------------------------------------------
     def storage_sign(self, bucket: str, path: str, key: str, hints: Hints) -> Answer:

@@ -201,7 +201,8 @@ class Platform:
         """The one-row select with secrets.<key> (the current anon key or a previous one), its
         refusal an answer too: read-only, the key in the headers only, never in a message."""
         self.require_project_url()
-        return self.client.rest_key_probe(orders_table(contract()["stores"][0]), self._value(key), self._rest_hints())
+        return self.client.rest_select_one(orders_table(contract()["stores"][0]), self._value(key), self._rest_hints(),
+                                           refusal_answers=True)
 
     def rest_health(self) -> Answer:
         """One request that needs nothing but a working PostgREST and anon key (a one-row
