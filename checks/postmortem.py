@@ -2,6 +2,8 @@
 root cause, what worked / what didn't, concrete follow-ups with owners and dates), filled from
 the run's summary (checks.summary) and left blank where only people know the answer."""
 
+from pathlib import Path
+
 from checks.report import areas, hours, seconds, when
 from checks.summary import AREAS, ReportPaths
 
@@ -50,17 +52,22 @@ def _reference(data: dict) -> str:
 def _timeline(data: dict) -> list[str]:
     rows = ["| time (UTC) | event | since the incident |", "|---|---|---|"]
     drill = data["timeline"]
+    replay = data["facts"].get("restore", {}).get("replay")
+    # The cut-over's next step: the deliveries to replay, in the file beside the report.
+    to_replay = [f"| {when(data['finished_at'])} | replay list written for cut-over: {replay.get('replay_count', 0):,} "
+                 f"Shopify orders in `{Path(str(replay.get('replay_file') or '')).name}` | |"] \
+        if replay and replay["status"] != "blocked" else []
     if not drill:
         return ["No drill timeline in this run: add the incident's events (detected, writes frozen, restore "
                 "started, restored, cut over, verified) with their times.", "", *rows,
                 f"| {BLANK} | {BLANK} | |",
-                f"| {when(data['started_at'])} | verification run started ({data['verdict']}) | |"]
+                f"| {when(data['started_at'])} | verification run started ({data['verdict']}) | |", *to_replay]
     for event in drill["events"]:
         extra = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in event.items()
                           if k not in ("event", "at", "since_incident_seconds", "phase_seconds"))
         name = event["event"].replace("_", " ") + (f" ({extra})" if extra else "")
         rows.append(f"| {when(event['at'])} | {_cell(name)} | {seconds(event['since_incident_seconds'])} |")
-    return rows
+    return rows + to_replay
 
 
 def _worked(data: dict) -> list[str]:
@@ -111,6 +118,15 @@ def _did_not(data: dict) -> list[str]:
 def _measured(data: dict) -> list[str]:
     facts, drill = data["facts"], data["timeline"]
     lines = ["| measure | measured | objective |", "|---|---|---|"]
+    replay = facts.get("restore", {}).get("replay")
+    if replay and replay["status"] != "blocked":  # the cut-over's to-do, named in the draft
+        lines.append(f"| Shopify orders to replay at cut-over | {replay.get('replay_count', 0):,}, listed in "
+                     f"`{Path(str(replay.get('replay_file') or '')).name}` | |")
+    pages = facts.get("restore", {}).get("pages")
+    if pages and pages["status"] != "blocked":
+        lines.append(f"| pages that verify (amcheck) | "
+                     f"{'every page sound' if pages['status'] == 'ok' else str(pages.get('corruptions', pages['problems'])) + ' corruption(s)'}"
+                     f" | none corrupt |")
     if drill:
         lines.append(f"| RTO (incident to verdict) | {hours(drill['rto']['hours'])} ({_met(drill['rto']['met'])}) | "
                      f"≤ {hours(drill['rto']['objective_hours'])} |")

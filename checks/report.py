@@ -147,7 +147,8 @@ def _facts(data: dict, history: list[dict]) -> str:
             missing = ""
             if compared:
                 n = s.get("orders_missing")
-                missing = f'<td class="num{" bad" if n else ""}">{"—" if n is None else f"{n:,}"}</td>'
+                missing = f'<td class="num{" bad" if n and s.get("missing_ok") is False else ""}">' \
+                          f'{"—" if n is None else f"{n:,}"}</td>'
             rows.append(f'<tr><td><strong>{escape(s["store"])}</strong></td><td class="num">'
                         f'{"—" if s["orders"] is None else s["orders"]}</td>{missing}<td class="nowrap">'
                         f'{when(s["last_order_at"], False)}</td><td class="num{bad}">{shown}</td><td class="num muted">'
@@ -160,6 +161,8 @@ def _facts(data: dict, history: list[dict]) -> str:
             parts.append(f'<h3>Head migration</h3><table class="ordak-kv"><tr><th>in Git</th><td class="mono">'
                          f'{escape(str(git or "—"))}</td></tr><tr><th>in the database</th><td class="mono">'
                          f'{escape(str(db or "—"))} {same}</td></tr></table>')
+        if f.get("restore"):
+            parts.append(_restore_proofs(f["restore"]))
         if f["queue"]:
             heads = "".join(f'<th class="num">{escape(str(k))}</th>' for k in f["queue"])
             cells = "".join(f'<td class="num">{escape(str(v))}</td>' for v in f["queue"].values())
@@ -174,6 +177,34 @@ def _facts(data: dict, history: list[dict]) -> str:
                      f'{chart(history)}')
     parts.append("</section>")
     return "".join(parts)
+
+
+def _restore_proofs(restore: dict) -> str:
+    """A restored copy's pages (amcheck) and its replay list: beyond counts."""
+    rows = []
+    pages = restore.get("pages")
+    if pages:
+        if pages["status"] == "blocked":
+            shown = f'<span class="muted">not checked: {escape(pages["blocked"] or "")}</span>'
+        elif pages["status"] == "failed":
+            shown = f'<span class="bad">{pages.get("corruptions", pages["problems"])} corruption(s) found</span>: see test_pages_verify'
+        else:
+            mode = ", heapallindexed" if pages.get("heapallindexed") else ""
+            shown = (f'<span class="ok">every page reads back sound</span>: {pages.get("relations_checked", "?")} '
+                     f'relations{mode}, {seconds(pages.get("amcheck_seconds"))}')
+        rows.append(f"<tr><th>Pages (amcheck)</th><td>{shown}</td></tr>")
+    replay = restore.get("replay")
+    if replay:
+        if replay["status"] == "blocked":
+            shown = f'<span class="muted">not listed: {escape(replay["blocked"] or "")}</span>'
+        else:
+            count = replay.get("replay_count") or 0
+            where = Path(str(replay.get("replay_file") or "")).name
+            since = f' (production\'s since {when(replay["replay_from"])})' if replay.get("replay_from") else ""
+            shown = (f'<strong>{count:,}</strong> Shopify order{"s" if count != 1 else ""} to replay at cut-over'
+                     f'{since}' + (f': <a href="{escape(where)}">{escape(where)}</a>' if where else ""))
+        rows.append(f"<tr><th>Replay list</th><td>{shown}</td></tr>")
+    return f'<h3>Restore</h3><table class="ordak-kv">{"".join(rows)}</table>'
 
 
 def _timeline(drill: dict) -> str:

