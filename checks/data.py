@@ -1,5 +1,6 @@
 """Store data: counts, freshness against the reference time (RPO), and the integrity a
-restore can break. One store per call; every query reads one orders_<store> table."""
+restore can break. One store per call. What two checks can learn from one read is read once
+per run and kept for the other (the store's counts; the two stage-trail rules)."""
 
 import weakref
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ _TRAIL_REQUIRED = ("(o.stage <> 'Complete' or (o.cancelled_at is null and not ("
                    "o.decorating_complete_ts is not null or o.packing_start_ts is not null "
                    f"or coalesce(c.done, 0) & {_bit('Decorating')} <> 0)))")
 
+
 def _table(store: str) -> sql.Composable:
     return sql.Identifier("public", orders_table(store))
 
@@ -102,10 +104,10 @@ def _hours(delta: timedelta) -> float:
 
 
 # -- one pass over a store's orders for every count the run needs -------------------------------
-# The counts per stage (store_not_empty), the total (orders_not_dropped, and the comparison's
-# own count when nothing is newer than the time compared) and the truths the queue RPCs are
-# checked against (checks/queue.py) come from one pass over orders_<store>, grouped by what
-# they depend on: the stage, whether there is an assignee, whether it is a point-of-sale order.
+# The counts per stage (store_not_empty), the total (orders_not_dropped) and the truths the
+# queue RPCs are checked against (checks/queue.py) come from one pass over orders_<store>,
+# grouped by what they depend on: the stage, whether there is an assignee, whether it is a
+# point-of-sale order (at most 20 groups, whatever the size).
 # The contract's queue-stats rules read `stage` and `assignee_id` (null or not): each group
 # stands for its rows, with a placeholder uuid for "assigned".
 _COUNTS: "weakref.WeakKeyDictionary[Target, dict[str, dict]]" = weakref.WeakKeyDictionary()
@@ -116,9 +118,9 @@ def count_query(store: str) -> sql.Composable:
     stats = [sql.SQL("({}) as {}").format(sql.SQL(rule), sql.Identifier(f"stats:{name}"))
              for name, rule in rules["stats"].items()]
     return sql.SQL(
-        "select g.stage::text as stage, g.unassigned, g.pos, ({complete}) as complete, g.n, g.newest, {stats} "
-        "from (select stage, assignee_id is null as unassigned, {pos} as pos, count(*) as n, "
-        "      max(created_at) as newest from {table} group by 1, 2, 3) g, "
+        "select g.stage::text as stage, g.unassigned, g.pos, ({complete}) as complete, g.n, {stats} "
+        "from (select stage, assignee_id is null as unassigned, {pos} as pos, count(*) as n "
+        "      from {table} group by 1, 2, 3) g, "
         "lateral (select case when not g.unassigned then '00000000-0000-0000-0000-000000000000'::uuid end "
         "         as assignee_id) a").format(
         complete=sql.SQL(rules["complete"]), stats=sql.SQL(", ").join(stats),
@@ -129,8 +131,7 @@ def tally(groups: list[dict]) -> dict:
     """The counts a run needs, from count_query's groups."""
     def n(keep) -> int:
         return sum(g["n"] for g in groups if keep(g))
-    newest = [g["newest"] for g in groups if g["newest"] is not None]
-    return {"orders": n(lambda g: True), "newest": max(newest, default=None),
+    return {"orders": n(lambda g: True),
             "per_stage": {s: n(lambda g, s=s: g["stage"] == s) for s in {g["stage"] for g in groups}},
             "unassigned": {s: n(lambda g, s=s: g["unassigned"] and g["stage"] == s) for s in _TRAIL_STAGES},
             "open": n(lambda g: not g["pos"] and not g["complete"]), "complete": n(lambda g: not g["pos"] and g["complete"]),
