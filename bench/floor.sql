@@ -12,11 +12,15 @@
 -- The per-store questions are in floor_store.sql, included once per store.
 --
 -- How the integrity statements were chosen (1M orders per store, each timed against the
--- alternatives on the seed, time-ordered and shuffled layouts of stage_events, issue 20):
+-- alternatives on the seed, time-ordered and shuffled layouts of stage_events (bench/layouts.py),
+-- during development, load 1.6-5 on 2 cores; issue 20 in bench/RESULTS.md):
 -- - stage events: the store's 'complete' events folded per order into a bit per stage by an
---   ordered aggregate (never hashed: an index stream or a sort), merge-joined with the orders:
+--   ordered aggregate (never hashed: an index stream or a sort), joined with the orders:
 --   2.6 s seed, 4.2-5.2 s time, 6.1-6.6 s shuffled; the same with a plain (hashable) bit_or:
 --   3.7 / 4.2-5.2 / 6.8-6.9 s; one NOT EXISTS per (order, stage below its own): 4.3 / 9.4 s.
+--   Both stage-trail answers from that one read: 2.3-2.5 s seed, 3.2-3.4 s time, 3.6-3.9 s
+--   shuffled; the orders ordered by id for a merge join instead of left to the planner (which
+--   hashes them): 2.3 / 3.8 / 4.1-4.3 s, so the join is left to the planner here.
 -- - Shopify duplicates, per key: the values held twice from the index alone, then a lateral
 --   read of their rows: 0.46-1.09 s; rows whose value is IN those values, grouped: 0.71-1.2 s;
 --   a window count over the key: 0.9-1.0 s; one GROUP BY over every row: 2.3-2.7 s; both keys
