@@ -51,7 +51,7 @@ _MAX_SERVER_TIMEOUT = 2_147_483.647
 # connect_timeout with the same limit.
 MAX_CLIENT_TIMEOUT = 120
 _CLIENT_TIMEOUTS = {"connect_timeout", "http_timeout"}
-# [<env>.rehearsal]: a simulated drill on an embedded production (checks/drill.py's Plan).
+# [<env>.rehearsal]: a simulated drill on an embedded production (checks/drill/rehearsal.py's Plan).
 REHEARSAL = {
     "mode": ((str,), "pitr or dump"),
     "workload_seconds": ((int, float), "a number of seconds"),

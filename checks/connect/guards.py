@@ -13,7 +13,7 @@ plain BEGIN, so that a guard that went missing stops the run instead of going un
 import psycopg
 from psycopg import pq
 
-from checks.environments import Environment
+from checks.connect.environments import Environment
 
 # What a pooler answers when it will not pass startup options on (PgBouncer:
 # "unsupported startup parameter: options").

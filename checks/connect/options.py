@@ -4,9 +4,9 @@ that says what to give instead (every example it suggests is itself accepted).""
 import re
 from datetime import datetime, timezone
 
-from checks.environments import Environment, read_only
+from checks.connect.environments import Environment, read_only
+from checks.connect.target import Target
 from checks.errors import SetupError
-from checks.target import Target
 
 _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}(Z|[+-]\d{2}(:?\d{2})?)?")
 

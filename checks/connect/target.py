@@ -20,8 +20,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from checks import guards, http
-from checks.environments import MAX_CLIENT_TIMEOUT, Environment
+from checks.connect import guards, http
+from checks.connect.environments import MAX_CLIENT_TIMEOUT, Environment
+from checks.contract import contract
 from checks.errors import SetupError, redact
 
 APPLICATION_NAME = "ordak-verify"
@@ -418,3 +419,18 @@ def _ident(name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise ValueError(f"not a plain identifier: {name!r}")
     return name
+
+
+def require_ordak(target: Target) -> None:
+    """A step of connecting: stops the run once, clearly, when the database is not an Ordak at
+    all (no schema public, or none of its core tables), before any check reads it."""
+    tables = contract()["core_tables"]
+    if target.scalar("select to_regnamespace('public') is null"):
+        raise SetupError(f"[{target.env.name}] {target.location} is not an Ordak database: it has no schema "
+                         f"public (Ordak's tables live there); check the database URL, or restore the schema")
+    present = target.scalar(
+        "select count(*) from pg_class where relnamespace = 'public'::regnamespace and relname = any(%s)",
+        (tables,))
+    if not present:
+        raise SetupError(f"[{target.env.name}] {target.location} is not an Ordak database: none of "
+                         f"{', '.join(tables)} exists in schema public; check the database URL")

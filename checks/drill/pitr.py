@@ -20,8 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from checks.embedded import SUPERUSER, EmbeddedServer, binary
 from checks.errors import SetupError
+from checks.reference.embedded import SUPERUSER, EmbeddedServer, binary
 
 SEGMENT = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
 
@@ -37,7 +37,7 @@ def archiving(archive: Path) -> dict:
 def own(path: Path) -> None:
     """Gives a folder we made to the server's system user (root runs the server as another user)."""
     if os.geteuid() == 0:
-        from checks.embedded import SYSTEM_USER
+        from checks.reference.embedded import SYSTEM_USER
         entry = pwd.getpwnam(SYSTEM_USER)
         os.chown(path, entry.pw_uid, entry.pw_gid)
 

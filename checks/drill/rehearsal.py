@@ -30,14 +30,16 @@ from pathlib import Path
 
 import psycopg
 
-from checks import amcheck, cold_exports, pitr, recovery
+from checks.connect.environments import Environment
+from checks.connect.target import Target
 from checks.contract import contract
-from checks.embedded import EmbeddedServer, data_root
-from checks.environments import Environment
+from checks.drill import pitr
+from checks.drill.workload import INCIDENTS, QUIET, Workload, cause_incident, parse_incident
 from checks.errors import SetupError
-from checks.reference import REFERENCE_DIR, ReferenceCluster, move_clock_to_now
-from checks.target import Target
-from checks.workload import INCIDENTS, QUIET, Canary, Workload, cause_incident, parse_incident
+from checks.reference.cluster import REFERENCE_DIR, ReferenceCluster, move_clock_to_now
+from checks.reference.embedded import EmbeddedServer, data_root
+from checks.rules import amcheck, cold_exports, recovery
+from checks.rules.recovery import Canary
 
 PRODUCTION_DB = "ordak_run_production"  # ordak_run_*: dropped by the cluster's next start if left over
 AS_OF_DB = "ordak_run_production_as_of"

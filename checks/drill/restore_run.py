@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from checks import replay
-from checks.data import Clock
-from checks.environments import Environment
+from checks.connect.environments import Environment
+from checks.connect.target import Target, require_ordak
+from checks.core import Clock
 from checks.errors import SetupError
-from checks.schema import require_ordak
-from checks.target import Target
+from checks.rules import replay
 
 # Markers of tests/test_drill.py: what each restore check needs to mean something.
 NEEDS = {
@@ -56,8 +55,8 @@ def check_options(env, drill: dict, real: dict) -> None:
 
 def rehearse(run, options: dict, progress) -> None:
     """Runs the drill; the suite then verifies the restored cluster, compared with production
-    as of the restore point (a copy production's own server made then: see checks/drill.py)."""
-    from checks.drill import Drill, plan_from
+    as of the restore point (a copy production's own server made then: see checks/drill/rehearsal.py)."""
+    from checks.drill.rehearsal import Drill, plan_from
     env = run.env
     run.drill = Drill(plan_from(env.rehearsal, env.scale, options), progress)
     result = run.drill.run()
@@ -74,25 +73,6 @@ def rehearse(run, options: dict, progress) -> None:
     run.compare = Target(production, result.compare_url)
     progress(f"{steps}: verifying the restored database, compared with {AS_OF} "
              f"({result.restore_point:%H:%M:%S} UTC) ...")
-
-
-def describe(record: dict) -> str:
-    """One line on a rehearsed drill, for the report's environment table."""
-    incident = record["incident"]
-    if incident is None:  # --dump-file
-        return (f"dump restore of the cold export {Path(record['dump_file']).name}, taken "
-                f"{_when(record['restore_point'])}; no rehearsal (no production, incident or canaries)")
-    target = "" if record["recovery_target"] == record["restore_point"] else \
-        f", recovery aimed at {_when(record['recovery_target'])}"
-    paused = record.get("http_cron_paused")
-    cron = "HTTP cron jobs not paused" if paused is None else f"HTTP cron jobs paused: {', '.join(paused) or 'none'}"
-    return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {_when(incident['at'])}; "
-            f"restore point {_when(record['restore_point'])}{target}; {len(record['canaries'])} canary orders; {cron}")
-
-
-def _when(iso: str) -> str:
-    """An ISO time as the report shows times, to the millisecond (the drill's times are seconds apart)."""
-    return f"{datetime.fromisoformat(iso).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
 
 
 def timeline_of(incident_at: str | None, restore_started_at: str | None) -> list[dict]:

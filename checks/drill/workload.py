@@ -15,15 +15,15 @@ or before T" mean the same thing, and a comparison by created_at is exact.
 import json
 import random
 import time
-from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import psycopg
 
+from checks.connect.environments import Environment
+from checks.connect.target import Target, call
 from checks.contract import orders_table
-from checks.environments import Environment
 from checks.errors import SetupError
-from checks.target import Target, call
+from checks.rules.recovery import Canary
 
 ORDER_NUMBER_BASE = 9_000_000  # far above the reference's order numbers
 SHOPIFY_ID_BASE = {"bannos": 7_100_000_000_000, "flourlane": 7_200_000_000_000}
@@ -32,20 +32,6 @@ STEPS = {"Filling": ["print_barcode", "complete_filling"], "Covering": ["start_c
          "Decorating": ["start_decorating", "complete_decorating"], "Packing": ["complete_packing"]}
 NEXT_STAGE = {"Filling": "Covering", "Covering": "Decorating", "Decorating": "Packing", "Packing": "Complete"}
 QUIET = 0.25  # seconds around the restore point in which no transaction runs
-
-
-@dataclass(frozen=True)
-class Canary:
-    id: str
-    store: str
-    committed_at: datetime
-
-    def record(self) -> dict:
-        return {**asdict(self), "committed_at": self.committed_at.isoformat()}
-
-    @classmethod
-    def from_record(cls, data: dict) -> "Canary":
-        return cls(data["id"], data["store"], datetime.fromisoformat(data["committed_at"]))
 
 
 class Workload:

@@ -22,11 +22,11 @@ from pathlib import Path
 import psycopg
 from filelock import FileLock, Timeout
 
-from checks.embedded import EmbeddedServer, data_root
 from checks.errors import SetupError
-from checks.migrations import migration_files
+from checks.migration_files import migration_files
+from checks.reference.embedded import EmbeddedServer, data_root
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parent  # its SQL and extensions are package data, beside this module
 MIGRATIONS_DIR = REFERENCE_DIR / "supabase" / "migrations"
 DEFAULT_SCALE = 300  # orders per store
 
@@ -204,7 +204,7 @@ def _remove_orphans(purpose: str) -> None:
 
 
 def seed_sections() -> list[tuple[str, str]]:
-    """reference/seed.sql cut at its section rules (`-- ----- title`): run one after another in
+    """checks/reference/seed.sql cut at its section rules (`-- ----- title`): run one after another in
     one transaction, they are the seed, with a progress line each."""
     sections, title, lines = [], None, []  # what precedes the first rule goes with it
     for line in (REFERENCE_DIR / "seed.sql").read_text().splitlines(keepends=True):
@@ -219,7 +219,7 @@ def seed_sections() -> list[tuple[str, str]]:
 
 
 def move_clock_to_now(admin_url: str, seeded_at: datetime) -> None:
-    """Moves a copy's data from the seed time to now (reference/shift_time.sql), as the superuser."""
+    """Moves a copy's data from the seed time to now (checks/reference/shift_time.sql), as the superuser."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute("select set_config('ordak.shift', (now() - %s::timestamptz)::text, false)", (seeded_at,))
         conn.execute((REFERENCE_DIR / "shift_time.sql").read_text())
@@ -265,6 +265,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}")
         return 2
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -5,15 +5,15 @@ pytest-html writes the report (a self-contained page by default; --html, --self-
 and --css as it documents). The plugin hands it these fragments through pytest-html's hooks:
 the first screen and the findings go into its summary, a failing check's verdict into that
 test's extras, the area and the finding's key into its results table. They are built here
-from the run's summary (checks.summary) and the verdict records, as plain HTML strings, every
-value escaped. The postmortem draft (checks.postmortem) uses the same formatting helpers.
+from the run's summary (checks.report.summary) and the verdict records, as plain HTML strings, every
+value escaped. The postmortem draft (checks.report.postmortem) uses the same formatting helpers.
 """
 
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from checks.summary import AREAS, ReportPaths, _area_order
+from checks.report.summary import AREAS, ReportPaths, _area_order
 
 CSS = Path(__file__).with_name("report.css")  # appended to pytest-html's style (as --css is)
 COLOURS = {"passed": "#1a7f37", "failed": "#cf222e", "error": "#6e7781", "interrupted": "#9a6700"}

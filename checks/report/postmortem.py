@@ -1,11 +1,11 @@
 """The postmortem draft: Markdown in the shape of the runbook's After-Action (timeline of events,
 root cause, what worked / what didn't, concrete follow-ups with owners and dates), filled from
-the run's summary (checks.summary) and left blank where only people know the answer."""
+the run's summary (checks.report.summary) and left blank where only people know the answer."""
 
 from pathlib import Path
 
-from checks.report import areas, hours, seconds, when
-from checks.summary import AREAS, ReportPaths
+from checks.report.html import areas, hours, seconds, when
+from checks.report.summary import AREAS, ReportPaths
 
 BLANK = "_(to fill in)_"
 

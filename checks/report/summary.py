@@ -1,5 +1,5 @@
 """What a run found, as plain data: the JSON summary, the history line, and what the HTML
-report (checks.report) and the postmortem draft (checks.postmortem) are rendered from.
+report (checks.report.html) and the postmortem draft (checks.report.postmortem) are rendered from.
 
 The plugin hands over each test's outcome and the verdict records that travelled with it
 (`Verdict.record()`), plus what the controller knows about the run. Everything written is
@@ -113,7 +113,7 @@ class Results:
 
     def add(self, nodeid: str, when: str, outcome: str, duration: float, text: str, verdicts: list[dict],
             cause: dict | None = None, urgent: bool = False) -> None:
-        """cause: why the check raised (checks.failures), its traceback apart; urgent: a failure to
+        """cause: why the check raised (checks.report.causes), its traceback apart; urgent: a failure to
         act on before cut-over, listed first."""
         test = self.tests.setdefault(nodeid, {
             "id": nodeid.split("::", 1)[-1], "nodeid": nodeid, "area": area_of(nodeid), "outcome": "passed",
@@ -152,8 +152,7 @@ def of_run(run, results: list[dict], *, started: datetime, exit_status: int, com
     if run.facts.get("in_recovery"):  # named on the first screen and in the terminal
         data["environment"]["replica"] = f"{data['environment']['host']}: {run.facts['recovery_note']}"
     if run.drill_record:
-        from checks.restore_run import describe
-        data["environment"]["drill"] = describe(run.drill_record)
+        data["environment"]["drill"] = describe_drill(run.drill_record)
     return redacted(data, run.secrets())
 
 
@@ -316,6 +315,25 @@ def drill(timeline: list[dict], finished: datetime, results: list[dict], facts: 
              "orders_missing": v["facts"].get("orders_missing"), "objective_hours": rpo_objective,
              "met": v["status"] == "ok"} for v in judged if v["check"] == "data_loss_within_objective"]
     return {"events": rows, "incident_at": _iso(incident["at"]), "rto": rto_row, "data_loss": loss}
+
+
+def describe_drill(record: dict) -> str:
+    """One line on a rehearsed drill, for the report's environment table."""
+    incident = record["incident"]
+    if incident is None:  # --dump-file
+        return (f"dump restore of the cold export {Path(record['dump_file']).name}, taken "
+                f"{_when(record['restore_point'])}; no rehearsal (no production, incident or canaries)")
+    target = "" if record["recovery_target"] == record["restore_point"] else \
+        f", recovery aimed at {_when(record['recovery_target'])}"
+    paused = record.get("http_cron_paused")
+    cron = "HTTP cron jobs not paused" if paused is None else f"HTTP cron jobs paused: {', '.join(paused) or 'none'}"
+    return (f"{record['mode']} restore; incident: {incident['what']} ({incident['store']}) at {_when(incident['at'])}; "
+            f"restore point {_when(record['restore_point'])}{target}; {len(record['canaries'])} canary orders; {cron}")
+
+
+def _when(iso: str) -> str:
+    """An ISO time as the report shows times, to the millisecond (the drill's times are seconds apart)."""
+    return f"{datetime.fromisoformat(iso).astimezone(timezone.utc):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
 
 
 # -- redaction, files, history -------------------------------------------------------------

@@ -9,7 +9,7 @@ stands on.
 
 Two ways, one verdict (pages_verify):
 - a rehearsed drill (--env=drill): `pg_amcheck`, bundled with the embedded PostgreSQL, runs on
-  the restored cluster as its superuser, right after the restore (checks.drill's "integrity"
+  the restored cluster as its superuser, right after the restore (checks.drill.rehearsal's "integrity"
   phase). The extension is created in a schema of its own for the run and dropped after, so
   the suite sees the copy as it was restored. Its findings travel as plain data (record());
 - a restored project (--env=restore): the same functions, called read-only over the suite's
@@ -29,11 +29,11 @@ import time
 import psycopg
 from psycopg import sql
 
+from checks.connect.target import Target
 from checks.contract import contract, orders_table
 from checks.core import Check, Verdict
-from checks.embedded import SUPERUSER, EmbeddedServer, binary
 from checks.errors import SetupError
-from checks.target import Target
+from checks.reference.embedded import SUPERUSER, EmbeddedServer, binary
 
 SCHEMA = "public"  # Ordak's tables
 RUN_SCHEMA = "ordak_amcheck"  # where a drill creates the extension for its run (dropped after)

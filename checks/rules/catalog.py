@@ -6,8 +6,8 @@ take the schemas to look in; `app_schemas()` and `api_schemas()` say which those
 
 import re
 
+from checks.connect.target import Target
 from checks.contract import contract
-from checks.target import Target
 
 # Schemas that belong to PostgreSQL itself.
 _SYSTEM = "n.nspname not like 'pg\\_%%' and n.nspname <> 'information_schema'"

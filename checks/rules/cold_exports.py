@@ -27,8 +27,8 @@ from pathlib import Path
 
 from checks.contract import contract, orders_table
 from checks.core import Check, Verdict
-from checks.embedded import binary
 from checks.errors import SetupError
+from checks.reference.embedded import binary
 
 MAX_AGE_DAYS = 7  # runbook: a weekly cold export
 WEEKS = 4  # runbook, Data Retention: "Weekly for 4 weeks"

@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 
 from psycopg import sql
 
-from checks import catalog
+from checks.connect.target import Target
 from checks.contract import orders_table
 from checks.core import Check
-from checks.target import Target
+from checks.rules import catalog
 
 SHOWN_IDS = 20  # ids named per day and side; the count is always given
 

@@ -3,28 +3,16 @@ restore can break. One store per call. What two checks can learn from one read i
 per run and kept for the other (the store's counts; the two stage-trail rules)."""
 
 import weakref
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from psycopg import sql
 
-from checks import catalog
+from checks.connect.target import Target
 from checks.contract import contract, orders_table, stage_columns, stages
-from checks.core import Check
-from checks.target import Target
+from checks.core import Check, Clock
+from checks.rules import catalog
 
 SHOWN = 1000  # violating rows fetched per check; past that, one row says how many more there are
-
-
-@dataclass(frozen=True)
-class Clock:
-    """The reference time of a run: a restore's target time, or the database's now()."""
-    at: datetime
-    restore_point: bool
-
-    @property
-    def label(self) -> str:
-        return "restore point" if self.restore_point else "now"
 
 
 STORE_NOT_EMPTY = Check("store_not_empty", "the store has orders",
@@ -105,7 +93,7 @@ def _hours(delta: timedelta) -> float:
 
 # -- one pass over a store's orders for every count the run needs -------------------------------
 # The counts per stage (store_not_empty), the total (orders_not_dropped) and the truths the
-# queue RPCs are checked against (checks/queue.py) come from one pass over orders_<store>,
+# queue RPCs are checked against (checks/rules/queue.py) come from one pass over orders_<store>,
 # grouped by what they depend on: the stage, whether there is an assignee, whether it is a
 # point-of-sale order (at most 20 groups, whatever the size).
 # The contract's queue-stats rules read `stage` and `assignee_id` (null or not): each group

@@ -14,10 +14,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from checks import catalog
+from checks.connect.target import Target
 from checks.contract import contract, orders_table
-from checks.target import Target
-
+from checks.rules import catalog
 
 # The suite's own test orders (the write probes, the smoke flow) take numbers from a range of
 # their own, above the reference's and the drill's canaries (9,000,000 on), so that a probe on a

@@ -14,13 +14,13 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from checks.connect.environments import Environment
+from checks.connect.http import Answer, Client, Hints, HttpError, RefusedRequest, endpoint
+from checks.connect.target import Target
 from checks.contract import contract, orders_table, read_rpcs
 from checks.core import Check, Verdict
-from checks.environments import Environment
 from checks.errors import redact
-from checks.http import Answer, Client, Hints, HttpError, RefusedRequest, endpoint
-from checks.migrations import migration_files
-from checks.target import Target
+from checks.migration_files import migration_files
 
 # The secrets each part needs; without them its tests skip, naming what to set.
 PARTS = {
@@ -33,7 +33,7 @@ PARTS = {
 CREDENTIALS = ("db_url", "anon_key", "service_role_key", "access_token", "previous_anon_key",
                "previous_service_role_key")
 # Keys rotated out at cut-over (secrets.<name>): PostgREST must refuse each one. A test per key
-# the environment names; none where it names none (checks.restore_run.GIVEN).
+# the environment names; none where it names none (checks.drill.restore_run.GIVEN).
 PREVIOUS_KEYS = ("previous_anon_key", "previous_service_role_key")
 # A Storage object's URL, or an image transformation of one (/render/image/...): either way the
 # object is signed and read through /storage/v1/object/sign/, never rendered (see photos_readable).

@@ -15,9 +15,9 @@ is what the security and queue checks judge, about the app.
 
 from functools import cache
 
+from checks.connect.target import Target
 from checks.contract import contract, orders_table
 from checks.core import Check
-from checks.target import Target
 
 PRIVILEGES = Check("connected_role_privileges", "the connected role can read every table the checks read, see "
                    "every pg_cron job, and act as the API roles the probes call as",

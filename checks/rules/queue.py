@@ -12,11 +12,11 @@ from datetime import timedelta
 import psycopg
 from psycopg import sql
 
-from checks import catalog, data, privileges
+from checks.connect.target import Target, call
 from checks.contract import contract, orders_table, runbook_holds, runbook_says, stages
 from checks.contract import thresholds as thresholds_of
 from checks.core import Check
-from checks.target import Target, call
+from checks.rules import catalog, data, privileges
 
 SHOWN = 20
 
@@ -148,7 +148,7 @@ def as_staff_blocker(target: Target, name: str, store: str) -> str | None:
 # -- one snapshot per store: the table's counts and the RPCs' answers -------------------------
 # The three queue checks of a store share one transaction (one snapshot, so that the table's
 # truth and the RPCs' answers agree in time): the run's one pass over the store's orders for
-# every count (checks.data.count_query), then each RPC, called as staff, in a savepoint of its
+# every count (checks.rules.data.count_query), then each RPC, called as staff, in a savepoint of its
 # own, so that one that raises fails its own check and no other. Kept for the run.
 QUEUE_RPCS = ("get_queue", "get_unassigned_counts", "get_queue_stats")
 _SNAPSHOTS: "weakref.WeakKeyDictionary[Target, dict[str, Snapshot]]" = weakref.WeakKeyDictionary()

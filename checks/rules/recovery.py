@@ -2,17 +2,35 @@
 the runbook's objectives, HTTP calls from pg_cron on the restored copy, and a restore that
 left its sources as they were. Measurements are the verdicts' facts."""
 
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 from psycopg import sql
 
-from checks import catalog, privileges
-from checks import compare as differences
-from checks.compare import Span
+from checks.connect.target import Target
 from checks.contract import orders_table
 from checks.core import Check
-from checks.target import Target
-from checks.workload import Canary
+from checks.rules import catalog
+from checks.rules import compare as differences
+from checks.rules import privileges
+from checks.rules.compare import Span
+
+
+@dataclass(frozen=True)
+class Canary:
+    """An order the drill's workload ingested, with its commit time as the server read it: a
+    restore to time T must hold exactly the canaries committed at or before T."""
+    id: str
+    store: str
+    committed_at: datetime
+
+    def record(self) -> dict:
+        return {**asdict(self), "committed_at": self.committed_at.isoformat()}
+
+    @classmethod
+    def from_record(cls, data: dict) -> "Canary":
+        return cls(data["id"], data["store"], datetime.fromisoformat(data["committed_at"]))
+
 
 SHOWN = 25
 

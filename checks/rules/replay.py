@@ -25,10 +25,10 @@ from pathlib import Path
 
 from psycopg import sql
 
-from checks import catalog
+from checks.connect.target import Target
 from checks.contract import contract, orders_table
 from checks.core import Check, Verdict
-from checks.target import Target
+from checks.rules import catalog
 
 COLUMNS = ["source", "store", "id", "cakes", "shopify_order_number", "shopify_order_id", "shopify_order_gid",
            "created_at", "processed"]

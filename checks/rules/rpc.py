@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from checks import catalog, privileges
+from checks.connect.target import Target, call
 from checks.contract import behaviours, contract, orders_table, runbook_holds, runbook_says, stage_columns, stages
 from checks.core import Check, Verdict
-from checks.ingest import ingest, probe_number, shopify_payload
-from checks.privileges import ACTS_AS, WRITTEN
-from checks.target import Target, call
+from checks.rules import catalog, privileges
+from checks.rules.ingest import ingest, probe_number, shopify_payload
+from checks.rules.privileges import ACTS_AS, WRITTEN
 
 ROLES = ("Staff", "Supervisor", "Admin")
 NOTES = "ordak-verify"

@@ -6,11 +6,10 @@ import re
 
 from psycopg import sql
 
-from checks import catalog, privileges
+from checks.connect.target import Target
 from checks.contract import advisory, contract, runbook_says
 from checks.core import Check
-from checks.errors import SetupError
-from checks.target import Target
+from checks.rules import catalog, privileges
 
 TABLE = Check("table", "the table exists and has the contract's columns, types and keys",
               "restore the table from the migrations in Git (or the backup) before trusting this database")
@@ -176,7 +175,7 @@ def cron_job(target: Target, name: str):
         return CRON_JOB.verdict(name, [{"object": f"cron job {name}", "problem": "job is missing"}])
     schedule = advisory()["cron_schedules"].get(name)
     # A restored copy must not call Shopify: its HTTP jobs are paused first, until it becomes
-    # production (see checks/recovery.py, no_http_cron_jobs). Anywhere else a paused job is a finding.
+    # production (see checks/rules/recovery.py, no_http_cron_jobs). Anywhere else a paused job is a finding.
     paused = [job for job in found if not job["active"] and job["http"] and target.env.restore_target]
     violations = [{"object": f"cron job {name}", "problem": "job is inactive"}
                   for job in found if not job["active"] and job not in paused]
@@ -221,17 +220,3 @@ def sequences_ahead(target: Target):
         if top is not None and s["increment"] > 0 and next_value <= top:
             violations.append({"object": s["sequence"], "problem": f"next value {next_value} is not above max({where}) = {top}"})
     return SEQUENCES_AHEAD.verdict("all", violations, unreadable=unreadable)
-
-
-def require_ordak(target: Target) -> None:
-    """Stops the run once, clearly, when the database is not an Ordak at all."""
-    tables = contract()["core_tables"]
-    if target.scalar("select to_regnamespace('public') is null"):
-        raise SetupError(f"[{target.env.name}] {target.location} is not an Ordak database: it has no schema "
-                         f"public (Ordak's tables live there); check the database URL, or restore the schema")
-    present = target.scalar(
-        "select count(*) from pg_class where relnamespace = 'public'::regnamespace and relname = any(%s)",
-        (tables,))
-    if not present:
-        raise SetupError(f"[{target.env.name}] {target.location} is not an Ordak database: none of "
-                         f"{', '.join(tables)} exists in schema public; check the database URL")

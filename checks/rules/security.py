@@ -9,10 +9,10 @@ to the contract or not.
 
 import psycopg
 
-from checks import catalog, privileges
+from checks.connect.target import Target
 from checks.contract import contract, tables
 from checks.core import Check
-from checks.target import Target
+from checks.rules import catalog, privileges
 
 WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 

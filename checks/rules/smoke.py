@@ -10,11 +10,11 @@ at every step; the flow stops at the first step that goes wrong and names it.
 
 import psycopg
 
-from checks import catalog, privileges, rpc
+from checks.connect.target import Target, call
 from checks.contract import orders_table, rpcs, runbook_holds, runbook_says
 from checks.core import Check
-from checks.ingest import ingest, probe_number, shopify_payload
-from checks.target import Target, call
+from checks.rules import catalog, privileges, rpc
+from checks.rules.ingest import ingest, probe_number, shopify_payload
 
 SMOKE = Check("smoke_flow", "a test order goes from ingestion to Complete through the RPCs, as the runbook's "
               "post-restore checklist walks it", "fix the step named; do not cut over until the flow passes")

@@ -13,10 +13,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from checks import guards
-from checks.environments import Environment
+from checks.connect import guards
+from checks.connect.environments import Environment
+from checks.connect.target import Target
 from checks.errors import SetupError
-from checks.target import Target
 from selftests.harness import ROOT, run_suite
 from selftests.pgbouncer import pgbouncer
 
@@ -481,8 +481,8 @@ def test_a_replica_in_recovery_is_named(tmp_path):
     """A real hot standby, streaming from a primary of its own: Target.server_facts() says it
     is in recovery, how far it has replayed, and a line for a person; the primary says nothing.
     A run against it names it in the terminal and on the report's first screen."""
-    from checks import pitr
-    from checks.embedded import SUPERUSER, EmbeddedServer, data_root
+    from checks.drill import pitr
+    from checks.reference.embedded import SUPERUSER, EmbeddedServer, data_root
     home = data_root() / f"replica-{os.getpid()}"
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)

@@ -11,10 +11,10 @@ from urllib.parse import quote
 import psycopg
 import pytest
 
-from checks.environments import Environment
-from checks.guards import stopped_by_guard
+from checks.connect.environments import Environment
+from checks.connect.guards import stopped_by_guard
+from checks.connect.target import Target
 from checks.plugin import RUN
-from checks.target import Target
 from selftests.harness import run_suite
 from selftests.pgbouncer import pgbouncer, require
 

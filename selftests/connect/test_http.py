@@ -1,8 +1,8 @@
-"""The HTTP client (checks/http.py) in-process, over httpx.MockTransport placed where the
+"""The HTTP client (checks/connect/http.py) in-process, over httpx.MockTransport placed where the
 network would be (under the guard): read-only by construction, retries, one-line errors.
 
 That no code path can reach a restore endpoint rests on three facts proven here: only
-checks/http.py speaks HTTP, its one httpx.Client sends everything through ReadOnlyGuard, and
+checks/connect/http.py speaks HTTP, its one httpx.Client sends everything through ReadOnlyGuard, and
 the guard lets out nothing but the documented reads, for any input and any redirect.
 """
 
@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import checks
-from checks import http
+from checks.connect import http
+from checks.connect.http import Client, Hints, HttpError, RefusedRequest
 from checks.contract import read_rpcs
-from checks.http import Client, HttpError, Hints, RefusedRequest
 
 MANAGEMENT = "https://api.supabase.test"
 PROJECT = "https://abcdefghijklmnopqrst.supabase.test"
@@ -58,12 +58,12 @@ def client(recorder: Recorder, **kwargs) -> Client:
                   tables=TABLES, secrets=(TOKEN, KEY), transport=httpx.MockTransport(recorder), **kwargs)
 
 
-# -- only checks/http.py speaks HTTP, through the guard -------------------------------------
+# -- only checks/connect/http.py speaks HTTP, through the guard -------------------------------------
 NETWORK_MODULES = {"httpx", "requests", "urllib.request", "http.client", "socket", "aiohttp", "urllib3"}
 
 
 def test_only_the_http_module_speaks_http():
-    for path in Path(checks.__file__).parent.glob("*.py"):
+    for path in Path(checks.__file__).parent.rglob("*.py"):  # every part of the house
         imported = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -275,8 +275,8 @@ def test_429_honours_retry_after_within_the_cap(slept, retry_after, waited):
 
 
 def test_retry_after_as_a_date(slept):
-    from email.utils import format_datetime
     from datetime import datetime, timedelta, timezone
+    from email.utils import format_datetime
     at = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=5), usegmt=True)
     recorder = Recorder(httpx.Response(429, headers={"Retry-After": at}), httpx.Response(200, json={}))
     client(recorder).management_read(REF, "database/backups", TOKEN, HINTS)

@@ -5,9 +5,9 @@ import textwrap
 import psycopg
 import pytest
 
-from checks.environments import Environment, load_environments
+from checks.connect.environments import Environment, load_environments
+from checks.connect.target import Target
 from checks.errors import SetupError
-from checks.target import Target
 from selftests.harness import ROOT, run_suite
 
 PRODUCTION = Environment("production", read_only=True)

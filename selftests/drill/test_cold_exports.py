@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from checks.cold_exports import months_before
-from checks.embedded import binary, data_root
-from checks.pitr import DUMPED_SCHEMAS
+from checks.drill.pitr import DUMPED_SCHEMAS
+from checks.reference.embedded import binary, data_root
+from checks.rules.cold_exports import months_before
 from selftests.harness import NEW_EACH_RUN, NO_COMPARE, assert_outcomes, run_suite
 
 PART = "tests/test_platform_cold_exports.py"

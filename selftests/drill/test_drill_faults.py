@@ -26,12 +26,13 @@ import psycopg
 import pytest
 from markupsafe import escape
 
-from checks import amcheck, pitr, recovery, replay
-from checks.drill import RESTORED_DB, Drill, Plan
-from checks.embedded import data_root
-from checks.environments import Environment
+from checks.connect.environments import Environment
+from checks.connect.target import Target
+from checks.drill import pitr
+from checks.drill.rehearsal import RESTORED_DB, Drill, Plan
 from checks.errors import SetupError
-from checks.target import Target
+from checks.reference.embedded import data_root
+from checks.rules import amcheck, recovery, replay
 from selftests import inner_runs
 from selftests.harness import NEW_EACH_RUN, ROOT, SUITE_TIMEOUT, assert_outcomes, run_suite, without_http
 

@@ -1,4 +1,4 @@
-"""The reference's clock: moving a clone's data in time (reference/shift_time.sql) gives the
+"""The reference's clock: moving a clone's data in time (checks/reference/shift_time.sql) gives the
 same rows whichever way a table is moved, rewritten (big tables) or updated in place (small
 ones), and a rewritten clone is as healthy as the reference. The self-tests' clones come from
 one copy whose clock moved at most FreshReference.MAX_AGE seconds ago."""
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 
-from checks.reference import REFERENCE_DIR
+from checks.reference.cluster import REFERENCE_DIR
 from selftests.harness import NO_COMPARE, Clone, FreshReference, assert_outcomes
 
 SHIFTED = "select c.relnamespace::regnamespace || '.' || c.relname from pg_attribute a join pg_class c on c.oid = a.attrelid " \

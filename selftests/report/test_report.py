@@ -24,11 +24,11 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from checks import postmortem
-from checks import report as fragments
-from checks.migrations import migration_files
-from checks.reference import MIGRATIONS_DIR
-from checks.summary import AREAS, ReportPaths, area_of, reserve
+from checks.migration_files import migration_files
+from checks.reference.cluster import MIGRATIONS_DIR
+from checks.report import html as fragments
+from checks.report import postmortem
+from checks.report.summary import AREAS, ReportPaths, area_of, reserve
 from selftests import inner_runs
 from selftests.harness import NO_COMPARE, ROOT, broken, cells, report_rows, run_suite
 
@@ -554,7 +554,7 @@ def test_every_kind_of_outcome_renders(tmp_path):
     verdict (a Hypothesis counterexample), violations with details, and a skip."""
     from types import SimpleNamespace
 
-    from checks.summary import Results, build, write
+    from checks.report.summary import Results, build, write
 
     def verdict(check, status, violations=(), accepted=()):
         return {"check": check, "subject": "all", "description": f"{check} holds", "remediation": f"fix {check}",

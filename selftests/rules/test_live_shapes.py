@@ -16,7 +16,6 @@ import shutil
 from selftests.harness import NO_COMPARE, ROOT, assert_outcomes, broken, rpc_definition, without_http
 
 
-
 def edited(statement: str, old: str, new: str) -> str:
     """One precise edit of a reference statement: a reference that no longer reads `old` stops
     the module here, rather than leaving the live shape out unnoticed."""

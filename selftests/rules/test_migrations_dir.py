@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from checks.errors import SetupError
-from checks.migrations import require_migrations
-from checks.reference import MIGRATIONS_DIR
+from checks.migration_files import require_migrations
+from checks.reference.cluster import MIGRATIONS_DIR
 from selftests.harness import run_suite
-from selftests.test_bad_input import assert_one_line_error
+from selftests.connect.test_bad_input import assert_one_line_error
 
 MIGRATIONS = object()  # in a layout: a copy of the reference's migrations folder
 FOLDER = object()  # in a layout: an empty folder

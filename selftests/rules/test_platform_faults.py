@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from checks.reference import MIGRATIONS_DIR
+from checks.reference.cluster import MIGRATIONS_DIR
 from selftests.harness import assert_outcomes
 from selftests.standin import (ACCESS_TOKEN, ANON_KEY, PREVIOUS_ANON_KEY, PREVIOUS_SERVICE_ROLE_KEY, REF,
                                SERVICE_ROLE_KEY, Reply, StandIn, healthy_backups, iso, lint)
@@ -353,7 +353,7 @@ BAD_ANSWERS = {
                        "no project 'wrongrefwrongref0000' for this token: check ORDAK_STAGING_PROJECT_REF")),
     "429": ({}, _management_everywhere(Reply(429, {"message": "Too many requests"}, {"Retry-After": "0"})),
             ("429 Too Many Requests after 3 attempts", "the API is rate-limiting; run again later")),
-    # Retry-After: 0 spares the waits between attempts (selftests/test_http.py proves the backoff).
+    # Retry-After: 0 spares the waits between attempts (selftests/connect/test_http.py proves the backoff).
     "5xx": ({}, _management_everywhere(Reply(503, b"<html>upstream unavailable</html>",
                                              {"Content-Type": "text/html", "Retry-After": "0"})),
             ("503 from the server after 3 attempts", "see https://status.supabase.com")),

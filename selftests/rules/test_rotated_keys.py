@@ -12,10 +12,10 @@ from types import MappingProxyType
 import httpx
 import pytest
 
-from checks import platform
-from checks.environments import Environment, load_environments
+from checks.connect.environments import Environment, load_environments
+from checks.connect.http import HttpError
 from checks.errors import SetupError
-from checks.http import HttpError
+from checks.rules import platform
 
 URL = "https://abcdefghijklmnopqrst.supabase.co"
 ANON = "eyJcurrent.anon.key-0001"

@@ -184,7 +184,7 @@ FAULTS = {
                     "first call: changed the assignee: ", "it may only clear it (contract may_clear)"),
         MACHINE: ("complete_covering changed the assignee: ", "it may only clear it (contract may_clear)")}),
     # Its order in test_rpc_behaviour has no assignee to clear: the machine, which assigns, finds it.
-    # Every scenario that does not set the assignee acts on an assigned order (checks/rpc.py,
+    # Every scenario that does not set the assignee acts on an assigned order (checks/rules/rpc.py,
     # prepare): clearing it shows on the first call, whatever the stage machine's search meets.
     "start_covering_clears_the_assignee": Fault(START_COVERING_UNASSIGNS, {
         **per_store("test_repeat_changes_nothing", "start_covering",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from checks.reference import MIGRATIONS_DIR
+from checks.reference.cluster import MIGRATIONS_DIR
 from selftests.harness import NO_COMPARE, assert_outcomes, broken
 
 PART = ("tests/test_schema.py", "tests/test_security.py", "tests/test_migrations.py")

@@ -98,7 +98,7 @@ create table supabase_migrations.schema_migrations (
 alter table supabase_migrations.schema_migrations owner to postgres;
 
 -- ---------------------------------------------------------------- pg_cron
--- reference/extensions/pg_cron.control is a stand-in (see there). As on Supabase, postgres
+-- checks/reference/extensions/pg_cron.control is a stand-in (see there). As on Supabase, postgres
 -- schedules and edits jobs.
 create extension pg_cron;
 grant usage on schema cron to postgres;
@@ -107,7 +107,7 @@ grant all on all sequences in schema cron to postgres;
 grant execute on all functions in schema cron to postgres;
 
 -- ---------------------------------------------------------------- pg_net
--- HTTP from SQL, as cron jobs call Edge Functions (reference/extensions/pg_net.control is a
+-- HTTP from SQL, as cron jobs call Edge Functions (checks/reference/extensions/pg_net.control is a
 -- stand-in: requests are queued, never sent).
 create extension pg_net;
 grant usage on schema net to postgres, service_role;
