@@ -23,10 +23,10 @@ import time
 
 import psycopg
 
-from checks import amcheck
-from checks.environments import Environment
-from checks.reference import ReferenceCluster
-from checks.target import Target
+from checks.connect.environments import Environment
+from checks.connect.target import Target
+from checks.reference.cluster import ReferenceCluster
+from checks.rules import amcheck
 
 DB = "ordak_amcheck_bench"
 

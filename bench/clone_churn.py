@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from checks.reference import DEFAULT_SCALE, ReferenceCluster
+from checks.reference.cluster import DEFAULT_SCALE, ReferenceCluster
 
 
 def churn(root: Path, cycles: int) -> list[float]:

@@ -20,10 +20,10 @@ import sys
 import time
 
 from bench.common import ROOT
-from checks import pitr
-from checks.drill import Drill, Plan, cluster_purpose
-from checks.embedded import EmbeddedServer
-from checks.reference import REFERENCE_DIR, ReferenceCluster
+from checks.drill import pitr
+from checks.drill.rehearsal import Drill, Plan, cluster_purpose
+from checks.reference.cluster import REFERENCE_DIR, ReferenceCluster
+from checks.reference.embedded import EmbeddedServer
 
 
 def template_build(scale: int) -> float:

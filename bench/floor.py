@@ -39,8 +39,8 @@ import psycopg
 from bench import layouts
 from bench.common import ROOT
 from bench.parts import env_base
-from checks.embedded import binary
-from checks.reference import DEFAULT_SCALE, ReferenceCluster, Template
+from checks.reference.cluster import DEFAULT_SCALE, ReferenceCluster, Template
+from checks.reference.embedded import binary
 
 MODULES = ["access", "schema", "security", "migrations", "store_data", "queue", "scan", "integrity"]
 PARTS = {"the integrity rules": ["integrity"],
@@ -99,7 +99,7 @@ def floor(url: str, cutoff: str, show: Path | None = None) -> dict:
 
 
 # -- the floor gives the suite's answers -------------------------------------------------------
-# Faults of selftests/test_data_queue_faults.py, all at once on one copy of the reference.
+# Faults of selftests/rules/test_data_queue_faults.py, all at once on one copy of the reference.
 FAULTS = [
     "update public.orders_bannos set filling_complete_ts = null where id = "
     "(select id from public.orders_bannos where stage = 'Packing' order by id limit 1)",
@@ -129,10 +129,10 @@ FAULTS = [
 def same_answers(cluster: ReferenceCluster) -> None:
     """The floor's integrity answers are the suite's (the same orders, the same groups) on a
     copy of the reference broken in the ways the self-tests break it."""
-    from checks import data
+    from checks.connect.environments import Environment
+    from checks.connect.target import Target
     from checks.contract import contract, thresholds
-    from checks.environments import Environment
-    from checks.target import Target
+    from checks.rules import data
 
     template = cluster.template(DEFAULT_SCALE)
     copy = "ordak_bench_floor_same"

@@ -11,9 +11,9 @@ import psycopg
 from psycopg.rows import dict_row
 
 from bench.common import median_ms
-from checks.environments import Environment
-from checks.reference import DEFAULT_SCALE, ReferenceCluster
-from checks.target import Target
+from checks.connect.environments import Environment
+from checks.connect.target import Target
+from checks.reference.cluster import DEFAULT_SCALE, ReferenceCluster
 from selftests.pgbouncer import binary, pgbouncer
 
 PRODUCTION = Environment("production", read_only=True)

@@ -19,7 +19,7 @@ import time
 
 import psycopg
 
-from checks.reference import ReferenceCluster, Template
+from checks.reference.cluster import ReferenceCluster, Template
 
 LAYOUTS = ("seed", "time", "shuffled")
 ORDER_BY = {"time": "at_ts, id", "shuffled": "k"}

@@ -24,8 +24,8 @@ import time
 import psycopg
 
 from bench.common import ROOT
-from checks.embedded import binary
-from checks.reference import DEFAULT_SCALE, ReferenceCluster, Template
+from checks.reference.cluster import DEFAULT_SCALE, ReferenceCluster, Template
+from checks.reference.embedded import binary
 
 SCHEMA_PART = ["tests/test_schema.py", "tests/test_security.py", "tests/test_migrations.py"]
 DATA_PART = ["tests/test_store_data.py", "tests/test_queue.py"]

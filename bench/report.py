@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-from checks.summary import AREAS, ReportPaths, Results, build, history_entry, write
+from checks.report.summary import AREAS, ReportPaths, Results, build, history_entry, write
 
 CASES = [(0, 0), (6, 60), (20, 200)]  # (failing checks, violations each)
 

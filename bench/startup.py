@@ -15,8 +15,8 @@ import time
 import psycopg
 
 from bench.common import ROOT, median_ms
-from checks.embedded import EmbeddedServer, data_root
-from checks.reference import DEFAULT_SCALE, ReferenceCluster
+from checks.reference.cluster import DEFAULT_SCALE, ReferenceCluster
+from checks.reference.embedded import EmbeddedServer, data_root
 
 
 def time_to_first_test() -> float:

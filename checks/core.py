@@ -10,7 +10,7 @@ accepted for a while, by key, with a reason: shown as accepted until they expire
 """
 
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 
 TERMINAL_SHOWN = 25  # violations printed in the terminal; the report and JUnit carry them all
 
@@ -31,6 +31,17 @@ class Check:
         """The check cannot run because something it stands on is absent, and another test
         reports that absence: one clear failure there, not a cascade here."""
         return Verdict(self, subject, [], {}, blocked=reason)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """The reference time of a run: a restore's target time, or the database's now()."""
+    at: datetime
+    restore_point: bool
+
+    @property
+    def label(self) -> str:
+        return "restore point" if self.restore_point else "now"
 
 
 @dataclass(frozen=True)

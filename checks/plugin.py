@@ -8,29 +8,30 @@ exit, after the report is written. xdist workers receive the resolved target and
 import json
 import os
 import sys
-from html import escape
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 
 import psycopg
 import pytest
-from pytest_html import extras as html_extras
 from _pytest.junitxml import xml_key
+from pytest_html import extras as html_extras
 
-from checks import failures, postmortem, restore_run, summary
-from checks import report as fragments
-from checks.report import CSS as REPORT_CSS
-from checks.report import objectives_line
+from checks.connect.guards import stopped_by_guard
+from checks.connect.http import HttpError
+from checks.connect.target import Target
 from checks.contract import thresholds as contract_thresholds
-from checks.core import TERMINAL_SHOWN, Verdict, message, unmatched
-from checks.data import Clock
+from checks.core import TERMINAL_SHOWN, Clock, Verdict, message, unmatched
+from checks.drill import restore_run
 from checks.errors import SetupError, redact
-from checks.guards import stopped_by_guard
-from checks.http import HttpError
-from checks.platform import Platform, lint_params
+from checks.report import causes as failures
+from checks.report import html as fragments
+from checks.report import postmortem, summary
+from checks.report.html import CSS as REPORT_CSS
+from checks.report.html import objectives_line
+from checks.report.summary import recent_runs
+from checks.rules.platform import Platform, lint_params
 from checks.run import Options, Run, handoff, one_line, receive, resolve
-from checks.summary import recent_runs
-from checks.target import Target
 
 EXIT_SETUP = pytest.ExitCode.USAGE_ERROR
 
@@ -267,7 +268,7 @@ def pytest_unconfigure(config):
 # -- fixtures -------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def target(pytestconfig) -> Target:
-    """The database under test (see checks.target.Target)."""
+    """The database under test (see checks.connect.target.Target)."""
     return pytestconfig.stash[RUN].target
 
 
@@ -341,7 +342,7 @@ def replay_file(pytestconfig) -> Path:
 @pytest.fixture(scope="session")
 def migrations_dir(pytestconfig) -> Path:
     """The migrations folder to compare with the database (--migrations-dir)."""
-    from checks.reference import MIGRATIONS_DIR
+    from checks.reference.cluster import MIGRATIONS_DIR
     return Path(pytestconfig.getoption("migrations_dir") or MIGRATIONS_DIR)
 
 
@@ -404,7 +405,7 @@ _facts: dict = {}
 _verdicts: list = []
 _ACCEPTED: list = []  # this environment's accepted findings ([[<env>.accepted]])
 VERDICT_PROPERTY = "ordak_verdict"
-CAUSE_PROPERTY = "ordak_cause"  # why a check raised (checks.failures), for the report
+CAUSE_PROPERTY = "ordak_cause"  # why a check raised (checks.report.causes), for the report
 
 
 def expect_clean(verdict: Verdict) -> Verdict:
@@ -515,9 +516,9 @@ def _format_facts(facts: list) -> str:
 
 # -- report -------------------------------------------------------------------------
 class ReportWriter:
-    """Gathers every test's outcome (xdist workers' too) into the run's summary (checks.summary),
+    """Gathers every test's outcome (xdist workers' too) into the run's summary (checks.report.summary),
     gives pytest-html what it shows beyond its table (the first screen, the findings, the area
-    and key of each row: checks.report), then writes the JSON summary, postmortem draft and
+    and key of each row: checks.report.html), then writes the JSON summary, postmortem draft and
     history beside the HTML, and takes every secret the run knows out of the HTML too."""
 
     def __init__(self, config, paths: summary.ReportPaths, started: datetime):

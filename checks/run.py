@@ -7,15 +7,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from checks import cold_exports, options, restore_run
-from checks.data import Clock
-from checks.environments import Environment, load_dotenv_file, load_environments, read_only
+from checks.connect import options
+from checks.connect.environments import Environment, load_dotenv_file, load_environments, read_only
+from checks.connect.guards import stopped_by_guard
+from checks.connect.target import Target, require_ordak
+from checks.core import Clock
+from checks.drill import restore_run
 from checks.errors import SetupError
-from checks.guards import stopped_by_guard
-from checks.migrations import require_migrations
-from checks.platform import Platform
-from checks.schema import require_ordak
-from checks.target import Target
+from checks.migration_files import require_migrations
+from checks.rules import cold_exports
+from checks.rules.platform import Platform
 
 
 @dataclass
@@ -35,8 +36,8 @@ class Run:
     timeline: list = field(default_factory=list)
     platform: Platform | None = None  # the HTTP side of the environment (checks.platform)
     management: dict | None = None  # the Management API's answers, read once by the controller
-    drill: object | None = None  # the rehearsed drill (checks.drill.Drill), cleaned up at the end
-    drill_record: dict | None = None  # its canaries, incident, restore point... (checks.drill.Result.record)
+    drill: object | None = None  # the rehearsed drill (checks.drill.rehearsal.Drill), cleaned up at the end
+    drill_record: dict | None = None  # its canaries, incident, restore point... (checks.drill.rehearsal.Result.record)
     report_fallback: str | None = None  # why the reports went to a temp folder, if they did
     interrupted: str | None = None  # Ctrl-C before the checks: what the run was doing then
     previous: dict | None = None  # the last run of this environment in the history (its order counts)
@@ -76,7 +77,7 @@ class Options:
     incident_at: str | None = None
     restore_started_at: str | None = None
     cold_exports: str | None = None  # the folder of cold exports (checks.cold_exports)
-    drill: dict = field(default_factory=dict)  # --drill-mode, --incident, ... (checks.drill.plan_from)
+    drill: dict = field(default_factory=dict)  # --drill-mode, --incident, ... (checks.drill.rehearsal.plan_from)
 
 
 def resolve(run: Run, root: Path, given: Options, progress) -> None:
@@ -102,7 +103,7 @@ def resolve(run: Run, root: Path, given: Options, progress) -> None:
         run.facts = server_facts(run.target)
         return
     if env.embedded:
-        from checks.reference import DEFAULT_SCALE, ReferenceCluster
+        from checks.reference.cluster import DEFAULT_SCALE, ReferenceCluster
         run.doing = "starting the embedded reference Ordak"
         run.cluster = ReferenceCluster.open("suite")
         run.template = run.cluster.template(env.scale or DEFAULT_SCALE, progress)
@@ -188,7 +189,7 @@ def receive(given: dict) -> Run:
     run.drill_record = json.loads(given["ordak_drill"]) if "ordak_drill" in given else None
     run.previous = json.loads(given["ordak_previous"]) if "ordak_previous" in given else None
     if "ordak_cluster" in given:
-        from checks.reference import ReferenceCluster, Template
+        from checks.reference.cluster import ReferenceCluster, Template
         run.cluster = ReferenceCluster.attach(given["ordak_cluster"])
         run.template = Template(given["ordak_template"], datetime.fromisoformat(given["ordak_seeded_at"]))
     return run

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psycopg
 
-from checks.reference import ReferenceCluster, Template
+from checks.reference.cluster import ReferenceCluster, Template
 from selftests import inner_runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,7 +70,7 @@ NEW_EACH_RUN = frozenset(f"test_orders_not_dropped[{store}]" for store in ("bann
 
 def without_http(run: SuiteRun) -> frozenset[str]:
     """The platform checks of a run: with no HTTP settings (or variables) in its environment,
-    each of them skips (selftests/test_platform_faults.py runs them against a Supabase stand-in)."""
+    each of them skips (selftests/rules/test_platform_faults.py runs them against a Supabase stand-in)."""
     platform = {key for key in run.outcomes if key.startswith("test_platform::")}
     assert platform and all(run.outcomes[key].status == "skipped" for key in platform), run.output
     return frozenset(key.split("::", 1)[1] for key in platform)
@@ -184,7 +184,7 @@ class AsItIs:
 class FreshReference:
     """Where the self-tests' clones come from: the healthy reference, its clock moved to now.
 
-    Moving the clock rewrites the big tables (reference/shift_time.sql): 0.2 CPU-seconds a
+    Moving the clock rewrites the big tables (checks/reference/shift_time.sql): 0.2 CPU-seconds a
     copy, and the self-tests make some 230 copies. So one moved copy serves every clone made
     within MAX_AGE seconds of it, copied as it is. A clone's newest order is then at most
     MAX_AGE older than its own move would have made it (2 minutes old in the seed), far inside
@@ -269,8 +269,8 @@ def broken(*sql: str, run: tuple = (), as_admin: bool = False, restore_point_now
 def rpc_definition(name: str) -> str:
     """The CREATE OR REPLACE FUNCTION statement of a reference RPC, from its migration: a
     fault test edits it to break the RPC in one precise way."""
-    from checks.migrations import migration_files
-    from checks.reference import MIGRATIONS_DIR
+    from checks.migration_files import migration_files
+    from checks.reference.cluster import MIGRATIONS_DIR
     for migration in migration_files(MIGRATIONS_DIR):
         for statement in migration.statements():
             start = statement.find(f"create function public.{name}(")

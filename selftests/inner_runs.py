@@ -20,6 +20,7 @@ import importlib
 import multiprocessing
 import multiprocessing.connection
 import os
+import pdb  # noqa: F401  (pytest's debugging plugin's)
 import platform
 import sys
 import threading
@@ -31,7 +32,6 @@ import _pytest._argcomplete  # noqa: F401
 import _pytest.config
 import execnet  # noqa: F401  (xdist's, at configure)
 import hypothesis.stateful  # noqa: F401
-import pdb  # noqa: F401  (pytest's debugging plugin's)
 import psycopg  # noqa: F401
 import pytest
 import pytest_html.plugin  # noqa: F401  (the report's writer)
@@ -40,7 +40,8 @@ import xdist.newhooks  # noqa: F401
 import xdist.plugin  # noqa: F401
 
 import checks.plugin  # noqa: F401  (and through it the rest of checks/)
-from checks import postmortem, report, security, summary  # noqa: F401  (imported on use)
+from checks.report import html, postmortem, summary  # noqa: F401  (imported on use)
+from checks.rules import security  # noqa: F401
 
 for _plugin in _pytest.config.default_plugins:  # pytest's own plugins, imported by every session
     importlib.import_module(f"_pytest.{_plugin}")

@@ -14,7 +14,7 @@ from typing import Iterator
 
 import pytest
 
-from checks.embedded import SYSTEM_USER, data_root
+from checks.reference.embedded import SYSTEM_USER, data_root
 
 
 def binary() -> str | None:

@@ -9,12 +9,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from checks import amcheck, recovery, replay
+from checks.connect.environments import Environment
+from checks.connect.target import Target
 from checks.contract import contract
-from checks.drill import Result
-from checks.environments import Environment
+from checks.drill.rehearsal import Result
 from checks.plugin import expect_clean
-from checks.target import Target
+from checks.rules import amcheck, recovery, replay
 
 STORES = contract()["stores"]
 

@@ -1,8 +1,8 @@
 """Migrations in Git vs the database (runbook, weekly check 3). Point --migrations-dir at the
 app's supabase/migrations; the default is the reference's. Read-only."""
 
-from checks import migrations
 from checks.plugin import expect_clean
+from checks.rules import migrations
 
 
 def test_migration_files_valid(migrations_dir):

@@ -5,9 +5,9 @@ without its settings; a rotated key is checked only where the environment names 
 
 import pytest
 
-from checks import platform
 from checks.contract import contract, read_rpcs
 from checks.plugin import expect_clean
+from checks.rules import platform
 
 
 # -- Management API -------------------------------------------------------------------

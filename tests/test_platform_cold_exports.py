@@ -5,8 +5,8 @@ only with --cold-exports. Read-only: pg_restore reads each file into /dev/null."
 
 from datetime import datetime, timezone
 
-from checks import cold_exports as exports
 from checks.plugin import expect_clean
+from checks.rules import cold_exports as exports
 
 
 def _today():

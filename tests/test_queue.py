@@ -3,9 +3,9 @@ production-queue RPCs called as a real staff user in a transaction that rolls ba
 
 import pytest
 
-from checks import queue
 from checks.contract import contract
 from checks.plugin import expect_clean
+from checks.rules import queue
 
 STORES = contract()["stores"]
 

@@ -5,9 +5,9 @@ These tests write inside sandbox()."""
 
 import pytest
 
-from checks import rpc
 from checks.contract import contract
 from checks.plugin import expect_clean
+from checks.rules import rpc
 
 pytestmark = pytest.mark.writes
 

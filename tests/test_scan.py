@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from checks import queue, rpc
 from checks.contract import contract, orders_table
 from checks.plugin import expect_clean
+from checks.rules import queue, rpc
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,9 @@ documented; general rules a restore can break hold for every object. Read-only."
 
 import pytest
 
-from checks import schema
 from checks.contract import contract, rpcs, tables
 from checks.plugin import expect_clean
+from checks.rules import schema
 
 CONTRACT = contract()
 TABLES = tables()

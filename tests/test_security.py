@@ -3,9 +3,9 @@ found in the app's schemas, known to the contract or not. Read-only."""
 
 import pytest
 
-from checks import security
 from checks.contract import contract, read_rpcs
 from checks.plugin import expect_clean
+from checks.rules import security
 
 
 def test_rls_enabled(target):

@@ -4,9 +4,9 @@ sandbox() by default; --persist-smoke keeps the order on a writable non-producti
 
 import pytest
 
-from checks import queue, smoke
 from checks.contract import contract
 from checks.plugin import expect_clean
+from checks.rules import queue, smoke
 
 pytestmark = pytest.mark.writes
 

@@ -7,8 +7,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 
-from checks import rpc
 from checks.contract import contract, stage_columns, stages
+from checks.rules import rpc
 
 pytestmark = pytest.mark.writes
 

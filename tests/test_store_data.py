@@ -4,9 +4,9 @@ Optionally compared day by day with another environment (--compare-to). Read-onl
 
 import pytest
 
-from checks import compare, data
 from checks.contract import contract
 from checks.plugin import expect_clean
+from checks.rules import compare, data
 
 STORES = contract()["stores"]
 

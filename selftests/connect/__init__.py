@@ -1,0 +1,1 @@
+"""Self-tests of checks/connect (see that package's docstring)."""

@@ -1,0 +1,1 @@
+"""Self-tests of checks/drill (see that package's docstring)."""

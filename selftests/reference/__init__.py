@@ -1,0 +1,1 @@
+"""Self-tests of checks/reference (see that package's docstring)."""

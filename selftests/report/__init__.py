@@ -1,0 +1,1 @@
+"""Self-tests of checks/report (see that package's docstring)."""

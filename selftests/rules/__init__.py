@@ -1,0 +1,1 @@
+"""Self-tests of checks/rules (see that package's docstring)."""
