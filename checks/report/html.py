@@ -262,22 +262,26 @@ def findings(data: dict) -> list[str]:
 
 
 def accepted_table(v: dict) -> str:
-    rows = "".join(f'<tr><td class="mono">{escape(str(r.get("object") or r["key"]))}</td><td>{escape(str(r.get("problem") or ""))}'
-                   f'</td><td>{escape(str(r.get("reason") or "—"))}</td><td class="nowrap">{escape(str(r.get("until") or "—"))}'
-                   f'</td><td class="mono muted">{escape(r["key"])}</td></tr>' for r in v["accepted"])
-    n = len(v["accepted"])
-    return (f'<p class="what"><strong>{escape(v["check"])}[{escape(v["subject"])}]</strong>: {n} accepted finding'
-            f'{"s" if n != 1 else ""}</p><div class="ordak-scroll"><table><tr><th>finding</th><th>problem</th>'
-            f'<th>accepted because</th><th>until</th><th>key</th></tr>{rows}</table></div>')
+    return _findings_table(v, "accepted finding", [("finding", "mono", lambda r: r.get("object") or r["key"]),
+                                                   ("problem", "", lambda r: r.get("problem") or ""),
+                                                   ("accepted because", "", lambda r: r.get("reason") or "—"),
+                                                   ("until", "nowrap", lambda r: r.get("until") or "—"),
+                                                   ("key", "mono muted", lambda r: r["key"])], v["accepted"])
 
 
 def notes_table(v: dict) -> str:
-    rows = "".join(f'<tr><td class="mono">{escape(str(r.get("object", "?")))}</td><td>{escape(str(r.get("problem", "")))}'
-                   f'</td><td class="muted">{escape(str(r.get("note", "")))}</td></tr>' for r in v["notes"])
-    n = len(v["notes"])
-    return (f'<p class="what"><strong>{escape(v["check"])}[{escape(v["subject"])}]</strong>: {n} note'
-            f'{"s" if n != 1 else ""}</p><div class="ordak-scroll"><table><tr><th>object</th><th>noted</th>'
-            f'<th>why only a note</th></tr>{rows}</table></div>')
+    return _findings_table(v, "note", [("object", "mono", lambda r: r.get("object", "?")),
+                                       ("noted", "", lambda r: r.get("problem", "")),
+                                       ("why only a note", "muted", lambda r: r.get("note", ""))], v["notes"])
+
+
+def _findings_table(v: dict, noun: str, columns: list, rows: list[dict]) -> str:
+    """A verdict's accepted findings or notes: a line naming the check, then a scrolling table."""
+    head = "".join(f"<th>{escape(title)}</th>" for title, _, _ in columns)
+    body = "".join("<tr>" + "".join(f'<td class="{css}">{escape(str(value(r)))}</td>' for _, css, value in columns)
+                   + "</tr>" for r in rows)
+    return (f'<p class="what"><strong>{escape(v["check"])}[{escape(v["subject"])}]</strong>: {len(rows)} {noun}'
+            f'{"s" if len(rows) != 1 else ""}</p><div class="ordak-scroll"><table><tr>{head}</tr>{body}</table></div>')
 
 
 # -- a test's extras: what it found and what to do ----------------------------------------------
